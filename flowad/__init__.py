@@ -1,0 +1,34 @@
+"""flowad: flow-based unsupervised anomaly detection.
+
+Detectors follow scikit-learn's estimator API and PyOD's score conventions:
+``decision_function`` is the anomaly score (negative log-likelihood, higher = more
+anomalous), ``score_samples`` the log-density (higher = more normal), ``predict`` 0/1.
+"""
+
+__version__ = "0.1.0"
+
+from flowad.detectors import RealNVP, RobustRealNVP, TrimRealNVP, load  # noqa: E402
+from flowad.exceptions import (  # noqa: E402
+    FlowadError,
+    InputError,
+    ModelFileError,
+    NonFiniteError,
+    NotFittedError,
+    TrainingDivergedError,
+    UnknownDomainError,
+)
+
+__all__ = [
+    "FlowadError",
+    "InputError",
+    "ModelFileError",
+    "NonFiniteError",
+    "NotFittedError",
+    "RealNVP",
+    "RobustRealNVP",
+    "TrainingDivergedError",
+    "TrimRealNVP",
+    "UnknownDomainError",
+    "__version__",
+    "load",
+]

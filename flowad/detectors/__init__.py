@@ -1,0 +1,23 @@
+"""scikit-learn style anomaly detectors built on flows."""
+
+from flowad.detectors._base import DETECTOR_REGISTRY, BaseFlowDetector
+from flowad.detectors._realnvp import RealNVP, RobustRealNVP, TrimRealNVP
+
+__all__ = ["DETECTOR_REGISTRY", "BaseFlowDetector", "RealNVP", "RobustRealNVP", "TrimRealNVP", "load"]
+
+
+def load(path, *, device="cpu"):  # noqa: ANN001, ANN201 - re-documented below
+    """Load any flowad model file; the detector class is read from the file.
+
+    Parameters
+    ----------
+    path : path-like
+        File written by ``detector.save(path)``.
+    device : str, default="cpu"
+        Where to put the model.
+
+    Returns
+    -------
+    BaseFlowDetector
+    """
+    return BaseFlowDetector.load(path, device=device)

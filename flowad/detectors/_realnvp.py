@@ -1,0 +1,324 @@
+"""RealNVP, TrimRealNVP and RobustRealNVP: one implementation, three sets of defaults."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from flowad.detectors._base import BaseFlowDetector, _check_param, logger, register
+from flowad.flows.flow import Flow
+from flowad.flows.realnvp import build_realnvp
+from flowad.nn.mlp import ACTIVATIONS
+from flowad.training import TrainConfig, fit_flow
+
+__all__ = ["RealNVP", "TrimRealNVP", "RobustRealNVP"]
+
+_PARAMS_DOC = """
+    Parameters
+    ----------
+    contamination : float in (0, 0.5], default=0.1
+        Expected fraction of anomalies in the training data. It sets ``threshold_`` (the
+        ``1 - contamination`` quantile of the training anomaly scores) **and**, unlike in
+        PyOD or scikit-learn, it also shapes the model: when ``trim_ratio`` is None the
+        trimmed loss drops this fraction of every minibatch.
+    trim_ratio : float in [0, 0.5) or None
+        Fraction of each minibatch with the lowest estimated density left out of the loss.
+        None means ``contamination``. 0 disables trimming. Trimming a bit more than the true
+        contamination costs little; trimming less lets anomalies shape the density.
+    lipschitz_k : float > 0 or None
+        Spectral-normalize every linear layer of the coupling networks to operator norm
+        ``k`` (power iteration, persistent vector). None disables it.
+    n_couplings : int, default=6
+        Number of affine coupling layers (features are reversed between them).
+    hidden : tuple of int, default=(64, 64)
+        Hidden widths of each coupling's ``s``/``t`` network.
+    activation : {"relu", "leaky_relu", "tanh", "elu", "silu"}, default="relu"
+        Non-linearity of the coupling networks.
+    s_max : float, default=3.0
+        Log-scale bound of each coupling (``s = s_max * tanh(raw / s_max)``).
+    epochs : int, default=100
+        Passes over the training data.
+    batch_size : int, default=256
+        Minibatch size; trimming acts within each minibatch.
+    lr : float, default=1e-3
+        Adam learning rate.
+    weight_decay : float, default=1e-5
+        Adam weight decay.
+    grad_clip : float or None, default=10.0
+        Maximum gradient norm per step; None disables clipping.
+    threshold : float or None, default=None
+        Fixed anomaly-score threshold; None derives it from ``contamination``.
+    dtype : {"float32", "float64"}, default="float32"
+        Precision of the model and of the computations.
+    device : str, default="auto"
+        "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N".
+    random_state : int, numpy Generator or None, default=None
+        Seed of weight initialization and minibatch order; the same int gives the same model.
+        The global numpy/torch RNG states are never touched.
+    verbose : int, default=0
+        0: silent; 1: log one line per 10 epochs on the ``flowad`` logger.
+
+    Attributes
+    ----------
+    flow_ : Flow
+        The trained flow (on standardized features), in eval mode.
+    mean_, scale_ : ndarray of shape (n_features_in_,)
+        Standardization fitted on the training data (scale 1 for constant columns).
+    constant_features_ : ndarray of bool, shape (n_features_in_,)
+        Columns constant in the training data, left out of the model.
+    trim_ratio_ : float
+        The trim ratio actually used.
+    decision_scores_ : ndarray of shape (n_samples,)
+        Anomaly scores (negative log-likelihood) of the training data.
+    threshold_ : float
+        Score above which ``predict`` returns 1.
+    labels_ : ndarray of shape (n_samples,)
+        0/1 labels of the training data.
+    history_ : list of float
+        Mean (trimmed) training loss of every epoch.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of str
+        Column names, when ``X`` was a DataFrame.
+"""
+
+
+class _RealNVPFamily(BaseFlowDetector):
+    """Shared implementation; the public classes differ only in their defaults."""
+
+    def __init__(
+        self,
+        *,
+        contamination: float = 0.1,
+        trim_ratio: float | None = None,
+        lipschitz_k: float | None = None,
+        n_couplings: int = 6,
+        hidden: Sequence[int] = (64, 64),
+        activation: str = "relu",
+        s_max: float = 3.0,
+        epochs: int = 100,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-5,
+        grad_clip: float | None = 10.0,
+        threshold: float | None = None,
+        dtype: str = "float32",
+        device: str = "auto",
+        random_state: Any = None,
+        verbose: int = 0,
+    ) -> None:
+        self.contamination = contamination
+        self.trim_ratio = trim_ratio
+        self.lipschitz_k = lipschitz_k
+        self.n_couplings = n_couplings
+        self.hidden = hidden
+        self.activation = activation
+        self.s_max = s_max
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.grad_clip = grad_clip
+        self.threshold = threshold
+        self.dtype = dtype
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        t = self.trim_ratio
+        _check_param("trim_ratio", t, t is None or (isinstance(t, numbers.Real) and 0.0 <= t < 0.5), "None or a float in [0, 0.5)")
+        k = self.lipschitz_k
+        _check_param("lipschitz_k", k, k is None or (isinstance(k, numbers.Real) and k > 0), "None or a float > 0")
+        n = self.n_couplings
+        _check_param("n_couplings", n, isinstance(n, numbers.Integral) and n >= 1, "an int >= 1")
+        h = self.hidden
+        ok = isinstance(h, (tuple, list)) and len(h) >= 1 and all(isinstance(w, numbers.Integral) and w >= 1 for w in h)
+        _check_param("hidden", h, ok, "a non-empty tuple of positive ints, e.g. (64, 64)")
+        _check_param("activation", self.activation, self.activation in ACTIVATIONS, f"one of {sorted(ACTIVATIONS)}")
+        _check_param("s_max", self.s_max, isinstance(self.s_max, numbers.Real) and self.s_max > 0, "a float > 0")
+        g = self.grad_clip
+        _check_param("grad_clip", g, g is None or (isinstance(g, numbers.Real) and g > 0), "None or a float > 0")
+
+    @property
+    def trim_ratio_(self) -> float:
+        return float(self.contamination if self.trim_ratio is None else self.trim_ratio)
+
+    def _build_flow(self, n_features: int) -> Flow:
+        return build_realnvp(
+            n_features,
+            n_couplings=int(self.n_couplings),
+            hidden=tuple(int(w) for w in self.hidden),
+            activation=self.activation,
+            s_max=float(self.s_max),
+            lipschitz_k=None if self.lipschitz_k is None else float(self.lipschitz_k),
+        )
+
+    def _train(self, flow: Flow, Z: torch.Tensor, generator: torch.Generator) -> list[float]:
+        config = TrainConfig(
+            epochs=int(self.epochs),
+            batch_size=int(self.batch_size),
+            lr=float(self.lr),
+            weight_decay=float(self.weight_decay),
+            trim_ratio=self.trim_ratio_,
+            grad_clip=None if self.grad_clip is None else float(self.grad_clip),
+        )
+        name = type(self).__name__
+
+        def on_epoch(epoch: int, loss: float) -> None:
+            if self.verbose and (epoch % 10 == 0 or epoch in (1, config.epochs)):
+                logger.info("%s epoch %d/%d: loss %.4f", name, epoch, config.epochs, loss)
+
+        return fit_flow(flow, Z, config, generator=generator, on_epoch=on_epoch)
+
+
+@register("realnvp")
+class RealNVP(_RealNVPFamily):
+    __doc__ = (
+        """Plain RealNVP anomaly detector: maximum likelihood, no trimming, no spectral norm.
+
+    The anomaly score is the negative log-likelihood. With the default ``trim_ratio=0`` and
+    ``lipschitz_k=None`` it is the baseline that anomalies in the training data can fool.
+"""
+        + _PARAMS_DOC.replace("    trim_ratio : float in [0, 0.5) or None\n", "    trim_ratio : float in [0, 0.5) or None, default=0.0\n")
+        .replace("    lipschitz_k : float > 0 or None\n", "    lipschitz_k : float > 0 or None, default=None\n")
+        + """
+    See Also
+    --------
+    TrimRealNVP, RobustRealNVP
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from flowad import RealNVP
+    >>> X = np.random.default_rng(0).normal(size=(200, 3))
+    >>> det = RealNVP(epochs=2, random_state=0).fit(X)
+    >>> det.decision_function(X[:2]).shape
+    (2,)
+"""
+    )
+
+    def __init__(
+        self,
+        *,
+        contamination: float = 0.1,
+        trim_ratio: float | None = 0.0,
+        lipschitz_k: float | None = None,
+        n_couplings: int = 6,
+        hidden: Sequence[int] = (64, 64),
+        activation: str = "relu",
+        s_max: float = 3.0,
+        epochs: int = 100,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-5,
+        grad_clip: float | None = 10.0,
+        threshold: float | None = None,
+        dtype: str = "float32",
+        device: str = "auto",
+        random_state: Any = None,
+        verbose: int = 0,
+    ) -> None:
+        super().__init__(**{k: v for k, v in locals().items() if k not in ("self", "__class__")})
+
+
+@register("trim-realnvp")
+class TrimRealNVP(_RealNVPFamily):
+    __doc__ = (
+        """RealNVP trained with the trimmed loss (no spectral normalization).
+
+    Each minibatch drops the ``trim_ratio`` fraction of samples with the largest negative
+    log-likelihood before averaging; ``trim_ratio`` defaults to ``contamination``.
+"""
+        + _PARAMS_DOC.replace("    trim_ratio : float in [0, 0.5) or None\n", "    trim_ratio : float in [0, 0.5) or None, default=None\n")
+        .replace("    lipschitz_k : float > 0 or None\n", "    lipschitz_k : float > 0 or None, default=None\n")
+        + """
+    See Also
+    --------
+    RealNVP, RobustRealNVP
+"""
+    )
+
+    def __init__(
+        self,
+        *,
+        contamination: float = 0.1,
+        trim_ratio: float | None = None,
+        lipschitz_k: float | None = None,
+        n_couplings: int = 6,
+        hidden: Sequence[int] = (64, 64),
+        activation: str = "relu",
+        s_max: float = 3.0,
+        epochs: int = 100,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-5,
+        grad_clip: float | None = 10.0,
+        threshold: float | None = None,
+        dtype: str = "float32",
+        device: str = "auto",
+        random_state: Any = None,
+        verbose: int = 0,
+    ) -> None:
+        super().__init__(**{k: v for k, v in locals().items() if k not in ("self", "__class__")})
+
+
+@register("robust-realnvp")
+class RobustRealNVP(_RealNVPFamily):
+    __doc__ = (
+        """Robust RealNVP: trimmed loss + k-Lipschitz (spectrally normalized) couplings.
+
+    Robust to anomalies in the training data: the trimmed loss keeps the likeliest anomalies
+    of every minibatch out of the gradient, and the Lipschitz bound keeps the density smooth,
+    so a tight cluster of anomalies cannot pull a sharp peak of density onto itself.
+"""
+        + _PARAMS_DOC.replace("    trim_ratio : float in [0, 0.5) or None\n", "    trim_ratio : float in [0, 0.5) or None, default=None\n")
+        .replace("    lipschitz_k : float > 0 or None\n", "    lipschitz_k : float > 0 or None, default=1.0\n")
+        + """
+    See Also
+    --------
+    RealNVP, TrimRealNVP
+
+    References
+    ----------
+    The trimmed-loss and spectral-normalization method of Robust RealNVP (Algorithm 1 there);
+    Dinh et al., "Density estimation using Real NVP", ICLR 2017.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from flowad import RobustRealNVP
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(size=(190, 2)), rng.normal(6.0, 0.1, size=(10, 2))])
+    >>> det = RobustRealNVP(contamination=0.05, epochs=5, random_state=0).fit(X)
+    >>> det.predict(X).shape
+    (200,)
+"""
+    )
+
+    def __init__(
+        self,
+        *,
+        contamination: float = 0.1,
+        trim_ratio: float | None = None,
+        lipschitz_k: float | None = 1.0,
+        n_couplings: int = 6,
+        hidden: Sequence[int] = (64, 64),
+        activation: str = "relu",
+        s_max: float = 3.0,
+        epochs: int = 100,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-5,
+        grad_clip: float | None = 10.0,
+        threshold: float | None = None,
+        dtype: str = "float32",
+        device: str = "auto",
+        random_state: Any = None,
+        verbose: int = 0,
+    ) -> None:
+        super().__init__(**{k: v for k, v in locals().items() if k not in ("self", "__class__")})

@@ -1,0 +1,5 @@
+"""Conditioner networks for coupling layers."""
+
+from flowad.nn.mlp import ACTIVATIONS, MLP, apply_lipschitz_bound, spectral_norms
+
+__all__ = ["ACTIVATIONS", "MLP", "apply_lipschitz_bound", "spectral_norms"]

@@ -1,0 +1,46 @@
+"""Training configuration (built by the detectors from their hyper-parameters)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["TrainConfig"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of :func:`flowad.training.fit_flow`.
+
+    Attributes
+    ----------
+    epochs : int
+        Passes over the training data.
+    batch_size : int
+        Minibatch size (the last, smaller batch of an epoch is kept).
+    lr : float
+        Adam learning rate.
+    weight_decay : float
+        Adam (L2) weight decay.
+    trim_ratio : float
+        Fraction ``eps`` of each minibatch, those with the largest negative log-likelihood,
+        left out of the loss (0 disables trimming).
+    grad_clip : float or None
+        Maximum global gradient norm; ``None`` disables clipping.
+    """
+
+    epochs: int = 100
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    trim_ratio: float = 0.0
+    grad_clip: float | None = 10.0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}.")
+        if self.batch_size < 2:
+            raise ValueError(f"batch_size must be >= 2, got {self.batch_size}.")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}.")
+        if not 0.0 <= self.trim_ratio < 1.0:
+            raise ValueError(f"trim_ratio must be in [0, 1), got {self.trim_ratio}.")

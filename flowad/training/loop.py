@@ -1,0 +1,113 @@
+"""The training loop: minibatch Adam on the (trimmed) negative log-likelihood."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from flowad.exceptions import TrainingDivergedError
+from flowad.flows.flow import Flow
+from flowad.training.config import TrainConfig
+
+__all__ = ["fit_flow", "trimmed_mean", "n_kept"]
+
+logger = logging.getLogger(__name__)
+
+#: Called after every epoch with ``(epoch, mean_loss)``; epochs count from 1.
+EpochCallback = Callable[[int, float], None]
+
+
+def n_kept(batch: int, trim_ratio: float) -> int:
+    """Samples kept by the trimmed loss: ``batch - floor(trim_ratio * batch)``, at least 1."""
+    return max(1, batch - math.floor(trim_ratio * batch))
+
+
+def trimmed_mean(nll: Tensor, trim_ratio: float) -> Tensor:
+    """Mean of ``nll`` over its ``n_kept`` smallest entries (Robust RealNVP, Algorithm 1).
+
+    The ``floor(trim_ratio * batch)`` samples with the largest negative log-likelihood — the
+    lowest estimated density, i.e. the likeliest anomalies — get no gradient in this step.
+    """
+    if trim_ratio <= 0.0:
+        return nll.mean()
+    kept = torch.topk(nll, n_kept(nll.shape[0], trim_ratio), largest=False, sorted=False).values
+    return kept.mean()
+
+
+def _diverged(epoch: int, step: int, cfg: TrainConfig, value: float) -> TrainingDivergedError:
+    return TrainingDivergedError(
+        f"Training diverged: the loss became {value} at epoch {epoch}, step {step} "
+        f"(lr={cfg.lr}). Likely causes: a learning rate too high for this data, features with "
+        "extreme values or heavy duplicates (near-singular density), or too deep a flow. "
+        "Try a smaller lr, fewer epochs, or check the input for outliers in scale."
+    )
+
+
+def fit_flow(
+    flow: Flow,
+    X: Tensor,
+    config: TrainConfig,
+    *,
+    generator: torch.Generator,
+    context: Tensor | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> list[float]:
+    """Train ``flow`` on the rows of ``X`` by maximum likelihood; return the per-epoch mean loss.
+
+    Parameters
+    ----------
+    flow : Flow
+        Model to train in place (left in eval mode on return).
+    X : Tensor of shape (n_samples, D)
+        Training data, already on the flow's device and dtype.
+    config : TrainConfig
+        Optimisation settings, including the trim ratio.
+    generator : torch.Generator
+        Source of the minibatch shuffling (on ``X``'s device).
+    context : Tensor of shape (n_samples,), optional
+        Per-sample context passed to the flow (e.g. domain indices); batched with ``X``.
+    on_epoch : callable, optional
+        ``on_epoch(epoch, loss)`` after every epoch.
+
+    Raises
+    ------
+    TrainingDivergedError
+        If a loss or gradient norm becomes NaN or infinite.
+    """
+    params = [p for p in flow.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    n = X.shape[0]
+    bs = min(config.batch_size, n)
+    history: list[float] = []
+    flow.train()
+    try:
+        for epoch in range(1, config.epochs + 1):
+            order = torch.randperm(n, generator=generator, device=generator.device)
+            total, count = 0.0, 0
+            for step, start in enumerate(range(0, n, bs), start=1):
+                idx = order[start : start + bs]
+                ctx = None if context is None else context[idx]
+                nll = -flow.log_prob(X[idx], ctx)
+                loss = trimmed_mean(nll, config.trim_ratio)
+                if not torch.isfinite(loss):
+                    raise _diverged(epoch, step, config, float(loss))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip is not None:
+                    norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+                    if not torch.isfinite(norm):
+                        raise _diverged(epoch, step, config, float(norm))
+                optimizer.step()
+                total += float(loss.detach()) * idx.numel()
+                count += idx.numel()
+            history.append(total / count)
+            if on_epoch is not None:
+                on_epoch(epoch, history[-1])
+            logger.debug("epoch %d/%d loss %.4f", epoch, config.epochs, history[-1])
+    finally:
+        flow.eval()
+    return history
