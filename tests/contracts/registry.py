@@ -1,0 +1,60 @@
+"""Registry of bijections checked by the contract suite (tests/contracts/test_bijections.py).
+
+Every bijection registers one or more *cases* here: a name, a factory that builds the layer
+for a feature dimension, and optionally a ``context`` factory (per-sample context for layers
+that use it, e.g. domain indices) and a ``prepare`` hook run once before the checks (e.g. to
+give a batch-norm layer its statistics and switch it to eval mode).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from flowad.bijections import AffineCoupling, Bijection, Compose, Inverse, Permutation
+from flowad.flows import build_realnvp
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    factory: Callable[[int], Bijection]
+    context: Callable[[int], torch.Tensor | None] = field(default=lambda n: None)
+    prepare: Callable[[Bijection, torch.Tensor, torch.Tensor | None], None] = field(default=lambda b, x, c: None)
+    #: Jacobian structure promised by the design: "lower" (triangular, coupling-like after
+    #: ordering), "diagonal" (element-wise) or None (dense).
+    structure: str | None = None
+    #: Whether train and eval modes compute the same function.
+    train_equals_eval: bool = True
+    #: Whether every parameter should receive a gradient from the log-likelihood.
+    all_params_get_grad: bool = True
+
+
+def _randomize(module: torch.nn.Module) -> torch.nn.Module:
+    """Move zero-initialised weights away from zero so the layer is not the identity."""
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return module
+
+
+CASES: list[Case] = [
+    Case("coupling", lambda d: _randomize(AffineCoupling(d, hidden=(8, 8)))),
+    Case("coupling-split1", lambda d: _randomize(AffineCoupling(d, split=1, hidden=(8,)))),
+    Case("coupling-tanh", lambda d: _randomize(AffineCoupling(d, hidden=(8, 8), activation="tanh"))),
+    Case("coupling-sn", lambda d: AffineCoupling(d, hidden=(8, 8), lipschitz_k=0.9), train_equals_eval=False),
+    Case("permutation", lambda d: Permutation(torch.randperm(d)), all_params_get_grad=False),
+    Case("inverse-coupling", lambda d: Inverse(_randomize(AffineCoupling(d, hidden=(8, 8))))),
+    Case(
+        "realnvp-stack",
+        lambda d: _randomize(build_realnvp(d, n_couplings=3, hidden=(8,)).bijection),
+    ),
+    Case(
+        "robust-realnvp-stack",
+        lambda d: build_realnvp(d, n_couplings=3, hidden=(8,), lipschitz_k=1.0).bijection,
+        train_equals_eval=False,
+    ),
+    Case("compose-empty", lambda d: Compose([]), all_params_get_grad=False),
+]
