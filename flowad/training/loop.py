@@ -11,6 +11,7 @@ from torch import Tensor
 
 from flowad.exceptions import TrainingDivergedError
 from flowad.flows.flow import Flow
+from flowad.nn.mlp import refine_spectral_norms
 from flowad.training.config import TrainConfig
 
 __all__ = ["fit_flow", "trimmed_mean", "n_kept"]
@@ -94,7 +95,7 @@ def fit_flow(
                 nll = -flow.log_prob(X[idx], ctx)
                 loss = trimmed_mean(nll, config.trim_ratio)
                 if not torch.isfinite(loss):
-                    raise _diverged(epoch, step, config, float(loss))
+                    raise _diverged(epoch, step, config, float(loss.detach()))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.grad_clip is not None:
@@ -108,6 +109,7 @@ def fit_flow(
             if on_epoch is not None:
                 on_epoch(epoch, history[-1])
             logger.debug("epoch %d/%d loss %.4f", epoch, config.epochs, history[-1])
+        refine_spectral_norms(flow)
     finally:
         flow.eval()
     return history
