@@ -13,8 +13,18 @@ from dataclasses import dataclass, field
 
 import torch
 
-from flowad.bijections import AffineCoupling, Bijection, Compose, Inverse, Permutation
-from flowad.flows import build_realnvp
+from flowad.bijections import (
+    AdaptiveBatchNorm,
+    AffineCoupling,
+    Bijection,
+    Compose,
+    Inverse,
+    LeakyReLU,
+    LULinear,
+    Permutation,
+)
+from flowad.flows import build_adaflow, build_realnvp
+from flowad.flows.adaflow import update_statistics
 
 
 @dataclass(frozen=True)
@@ -57,4 +67,54 @@ CASES: list[Case] = [
         train_equals_eval=False,
     ),
     Case("compose-empty", lambda d: Compose([]), all_params_get_grad=False),
+]
+
+
+# --------------------------------------------------------------------------- AdaFlow (issue 3)
+def _domains(n_domains: int) -> Callable[[int], torch.Tensor]:
+    return lambda n: torch.arange(n) % n_domains
+
+
+def _adapt_each_domain(bij: Bijection, x: torch.Tensor, ctx: torch.Tensor | None) -> None:
+    """Give every domain the statistics of its own rows (forward passes only), then eval mode."""
+    bij.eval()
+    if ctx is None:
+        update_statistics(bij, x, 0)
+        return
+    for k in ctx.unique().tolist():
+        update_statistics(bij, x[ctx == k], k)
+
+
+CASES += [
+    Case("lu-linear", lambda d: _randomize(LULinear(d))),
+    Case("leaky-relu", lambda d: LeakyReLU(0.3), structure="diagonal", all_params_get_grad=False),
+    Case(
+        "adabn-1-domain",
+        lambda d: _randomize(AdaptiveBatchNorm(d)),
+        prepare=_adapt_each_domain,
+        structure="diagonal",
+        train_equals_eval=False,
+    ),
+    Case(
+        "adabn-3-domains",
+        lambda d: _randomize(AdaptiveBatchNorm(d, n_domains=3)),
+        context=_domains(3),
+        prepare=_adapt_each_domain,
+        structure="diagonal",
+        train_equals_eval=False,
+    ),
+    Case(
+        "adaflow-stack",
+        lambda d: _randomize(build_adaflow(d, n_domains=2).bijection),
+        context=_domains(2),
+        prepare=_adapt_each_domain,
+        train_equals_eval=False,
+    ),
+    Case(
+        "adaflow-stack-couplings",
+        lambda d: _randomize(build_adaflow(d, n_domains=2, n_layers=3, n_couplings=1, hidden=(8,)).bijection),
+        context=_domains(2),
+        prepare=_adapt_each_domain,
+        train_equals_eval=False,
+    ),
 ]
