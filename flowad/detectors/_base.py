@@ -365,9 +365,10 @@ class BaseFlowDetector(OutlierMixin, BaseEstimator):
             det._load_extra_state(tensors, manifest)
             with seeded_torch(0, det.device_):
                 flow = det._build_flow(int((~det.constant_features_).sum()))
+            flow = flow.to(device=det.device_, dtype=det.torch_dtype_)  # before loading: no precision loss
             state = {k[len("flow.") :]: v for k, v in tensors.items() if k.startswith("flow.")}
             flow.load_state_dict(state, strict=True)
-            det.flow_ = flow.to(device=det.device_, dtype=det.torch_dtype_).eval()
+            det.flow_ = flow.eval()
         except ModelFileError:
             raise
         except (KeyError, TypeError, ValueError, RuntimeError, FlowadError) as err:
