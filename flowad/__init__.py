@@ -5,10 +5,9 @@ Detectors follow scikit-learn's estimator API and PyOD's score conventions:
 anomalous), ``score_samples`` the log-density (higher = more normal), ``predict`` 0/1.
 """
 
-__version__ = "0.1.0"
-
-from flowad.detectors import RealNVP, RobustRealNVP, TrimRealNVP, load  # noqa: E402
-from flowad.exceptions import (  # noqa: E402
+from flowad._version import __version__
+from flowad.detectors import RealNVP, RobustRealNVP, TrimRealNVP, load
+from flowad.exceptions import (
     FlowadError,
     InputError,
     ModelFileError,

@@ -27,6 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from flowad import _version
 from flowad.exceptions import ModelFileError
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "read_model_file", "write_model_file"]
@@ -61,8 +62,6 @@ def write_model_file(path: str | os.PathLike[str], tensors: dict[str, torch.Tens
     manifest : dict
         JSON-serialisable description; ``format``, ``format_version`` and ``digest`` are added.
     """
-    from flowad import __version__
-
     path = Path(path)
     if not path.parent.exists():
         raise ModelFileError(f"Cannot write model file {str(path)!r}: folder {str(path.parent)!r} does not exist.")
@@ -70,7 +69,7 @@ def write_model_file(path: str | os.PathLike[str], tensors: dict[str, torch.Tens
     full = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
-        "flowad_version": __version__,
+        "flowad_version": _version.__version__,
         "torch_version": torch.__version__.split("+")[0],
         **manifest,
         "digest": _digest(cpu),
@@ -116,8 +115,6 @@ def read_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
         If the file is missing, not a flowad model, corrupt, tampered with, or written by an
         incompatible (newer) format version.
     """
-    from flowad import __version__
-
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"Model file {str(path)!r} does not exist.")
@@ -141,14 +138,14 @@ def read_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ModelFileError(
             f"{str(path)!r} uses model-file format {version}, written by flowad "
-            f"{manifest.get('flowad_version')}; this flowad {__version__} reads format {FORMAT_VERSION} or older. "
+            f"{manifest.get('flowad_version')}; this flowad {_version.__version__} reads format {FORMAT_VERSION} or older. "
             "Upgrade flowad to load it."
         )
     if _digest(tensors) != manifest.get("digest"):
         raise ModelFileError(f"{str(path)!r} failed its integrity check: its tensors do not match the recorded digest (tampered or damaged).")
-    if manifest.get("flowad_version") != __version__:
+    if manifest.get("flowad_version") != _version.__version__:
         warnings.warn(
-            f"{str(path)!r} was written by flowad {manifest.get('flowad_version')}; loading it with {__version__}.",
+            f"{str(path)!r} was written by flowad {manifest.get('flowad_version')}; loading it with {_version.__version__}.",
             UserWarning,
             stacklevel=3,
         )

@@ -149,7 +149,7 @@ def test_failed_save_keeps_the_previous_model(X: np.ndarray, tmp_path: Path, mon
 def test_version_drift_warns(X: np.ndarray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "m.flowad"
     RealNVP(**FAST, random_state=0).fit(X).save(path)
-    monkeypatch.setattr(flowad, "__version__", "99.0.0")
+    monkeypatch.setattr(flowad._version, "__version__", "99.0.0")
     with pytest.warns(UserWarning, match=r"written by flowad 0\.1\.0; loading it with 99\.0\.0"):
         load(path)
 
