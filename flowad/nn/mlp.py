@@ -124,7 +124,7 @@ class MLP(nn.Sequential):
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}.")
         widths = [in_features, *hidden, out_features]
         layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
             with warnings.catch_warnings():  # in_features == 0 (1-D data): the layer is a pure bias
                 warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
                 layers.append(nn.Linear(a, b))

@@ -56,7 +56,7 @@ def test_logdet_matches_autograd_jacobian(case: Case, d: int) -> None:
     _, ld = bij(x, ctx)
     for i in range(BATCH):
         c = None if ctx is None else ctx[i : i + 1]
-        jac = torch.autograd.functional.jacobian(lambda v: bij(v[None], c)[0][0], x[i])
+        jac = torch.autograd.functional.jacobian(lambda v, c=c: bij(v[None], c)[0][0], x[i])
         torch.testing.assert_close(ld[i], torch.linalg.slogdet(jac).logabsdet, atol=1e-8, rtol=1e-8)
         if case.structure == "diagonal":
             assert torch.count_nonzero(jac - torch.diag(torch.diagonal(jac))) == 0
