@@ -6,10 +6,11 @@ anomalous), ``score_samples`` the log-density (higher = more normal), ``predict`
 """
 
 from flowad._version import __version__
-from flowad.detectors import RealNVP, RobustRealNVP, TrimRealNVP, load
+from flowad.detectors import AdaFlow, AutoEncoder, BatchNormFlow, RealNVP, RobustRealNVP, TrimRealNVP, load
 from flowad.exceptions import (
     FlowadError,
     InputError,
+    InverseUnavailableError,
     ModelFileError,
     NonFiniteError,
     NotFittedError,
@@ -18,8 +19,12 @@ from flowad.exceptions import (
 )
 
 __all__ = [
+    "AdaFlow",
+    "AutoEncoder",
+    "BatchNormFlow",
     "FlowadError",
     "InputError",
+    "InverseUnavailableError",
     "ModelFileError",
     "NonFiniteError",
     "NotFittedError",

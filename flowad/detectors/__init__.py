@@ -1,9 +1,21 @@
 """scikit-learn style anomaly detectors built on flows."""
 
+from flowad.detectors._adaflow import AdaFlow
 from flowad.detectors._base import DETECTOR_REGISTRY, BaseFlowDetector
+from flowad.detectors._baselines import AutoEncoder, BatchNormFlow
 from flowad.detectors._realnvp import RealNVP, RobustRealNVP, TrimRealNVP
 
-__all__ = ["DETECTOR_REGISTRY", "BaseFlowDetector", "RealNVP", "RobustRealNVP", "TrimRealNVP", "load"]
+__all__ = [
+    "DETECTOR_REGISTRY",
+    "AdaFlow",
+    "AutoEncoder",
+    "BaseFlowDetector",
+    "BatchNormFlow",
+    "RealNVP",
+    "RobustRealNVP",
+    "TrimRealNVP",
+    "load",
+]
 
 
 def load(path, *, device="cpu"):  # noqa: ANN001, ANN201 - re-documented below
