@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from flowad.exceptions import InputError, NotFittedError
+from flowad.exceptions import InputError, InputTypeError, NotFittedError
 
 __all__ = ["check_X", "check_is_fitted", "check_n_features", "feature_names_of"]
 
@@ -68,19 +68,27 @@ def check_X(X: Any, *, name: str = "X", min_samples: int = 1) -> np.ndarray:
     if X is None:
         raise InputError(f"{name} is None; expected an array of shape (n_samples, n_features).")
     arr = _to_numpy(X, name)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+    if np.iscomplexobj(arr):
+        raise InputError(f"Complex data not supported: {name} must be real-valued, got dtype {arr.dtype}.")
+    if arr.dtype == object:  # e.g. numbers stored as Python objects; strings fail here
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as err:
+            raise InputTypeError(
+                f"{name} must be numeric, but an element could not be converted to float ({err}). "
+                "Encode or drop non-numeric columns first."
+            ) from None
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise InputError(
             f"{name} must be numeric, got an array of dtype {arr.dtype}. "
             "Encode or drop non-numeric columns first."
         )
-    if np.iscomplexobj(arr):
-        raise InputError(f"{name} must be real-valued, got complex dtype {arr.dtype}.")
     if arr.ndim != 2:
         hint = " Reshape a single feature with X.reshape(-1, 1) or a single sample with X.reshape(1, -1)." if arr.ndim == 1 else ""
         raise InputError(f"{name} must be 2-D of shape (n_samples, n_features), got {arr.ndim}-D shape {arr.shape}.{hint}")
     n, d = arr.shape
     if d == 0:
-        raise InputError(f"{name} has 0 features (shape {arr.shape}); at least 1 is required.")
+        raise InputError(f"{name} has 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required.")
     if n < min_samples:
         what = "is empty" if n == 0 else f"has {n} sample(s)"
         raise InputError(f"{name} {what}; at least {min_samples} sample(s) are required.")
@@ -101,8 +109,8 @@ def check_n_features(X: np.ndarray, expected: int, estimator: object, *, name: s
     """Raise if ``X`` does not have the number of features the estimator was fitted with."""
     if X.shape[1] != expected:
         raise InputError(
-            f"{name} has {X.shape[1]} features, but {type(estimator).__name__} was fitted with "
-            f"{expected} features."
+            f"{name} has {X.shape[1]} features, but {type(estimator).__name__} is expecting "
+            f"{expected} features as input (the number it was fitted with)."
         )
 
 

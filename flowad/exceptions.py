@@ -12,6 +12,7 @@ from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 __all__ = [
     "FlowadError",
     "InputError",
+    "InputTypeError",
     "NotFittedError",
     "NonFiniteError",
     "TrainingDivergedError",
@@ -27,6 +28,10 @@ class FlowadError(Exception):
 
 class InputError(FlowadError, ValueError):
     """The data given to a method has the wrong shape, type or values."""
+
+
+class InputTypeError(InputError, TypeError):
+    """The data given to a method holds values of a type that cannot be used (e.g. strings)."""
 
 
 class NotFittedError(FlowadError, _SklearnNotFittedError):

@@ -21,10 +21,11 @@ FAST = {"n_couplings": 1, "hidden": (8,), "epochs": 2}
         (np.zeros((2, 2, 2)), "got 3-D"),
         (np.empty((0, 3)), r"X is empty; at least 2 sample"),
         (np.ones((1, 3)), r"X has 1 sample\(s\); at least 2"),
-        (np.empty((5, 0)), "0 features"),
+        (np.empty((5, 0)), r"0 feature\(s\) \(shape=\(5, 0\)\) while a minimum of 1 is required"),
         (np.array([["a", "b"], ["c", "d"]]), "must be numeric"),
         (pd.DataFrame({"x": [1.0, 2.0, 3.0], "city": ["a", "b", "c"]}), r"non-numeric columns \['city'\]"),
-        (np.array([[1 + 1j, 2], [3, 4]]), "real-valued"),
+        (np.array([[1 + 1j, 2], [3, 4]]), "Complex data not supported"),
+        (np.array([["1.5", "x"], ["2", "3"]], dtype=object), r"could not be converted to float"),
         ([[1.0, 2.0], [3.0]], "could not be read"),
         (None, "X is None"),
     ],
@@ -42,7 +43,7 @@ def test_input_error_is_a_value_error() -> None:
 def test_scoring_checks_feature_count_and_finiteness() -> None:
     rng = np.random.default_rng(0)
     det = RealNVP(**FAST, random_state=0).fit(rng.normal(size=(30, 3)))
-    with pytest.raises(InputError, match="X has 2 features, but RealNVP was fitted with 3 features"):
+    with pytest.raises(InputError, match="X has 2 features, but RealNVP is expecting 3 features as input"):
         det.score_samples(rng.normal(size=(4, 2)))
     with pytest.raises(InputError, match="NaN"):
         det.decision_function(np.array([[0.0, np.nan, 0.0]]))
@@ -54,6 +55,12 @@ def test_input_is_not_modified() -> None:
     before = X.copy()
     RealNVP(**FAST, random_state=0).fit(X).score_samples(X)
     np.testing.assert_array_equal(X, before)
+
+
+def test_object_array_of_numbers_is_accepted() -> None:
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    det = RealNVP(**FAST, random_state=0).fit(X.astype(object))
+    np.testing.assert_array_equal(det.score_samples(X.astype(object)), det.score_samples(X))
 
 
 def test_integer_and_bool_input_are_accepted() -> None:

@@ -294,6 +294,37 @@ class BaseFlowDetector(OutlierMixin, BaseEstimator):
         return self.fit(X).labels_
 
     # ------------------------------------------------------------------------ persistence
+    def _restore_flow(self, n_features: int, state: dict[str, torch.Tensor]) -> None:
+        """Rebuild ``flow_`` from hyper-parameters and fitted attributes, then load ``state``."""
+        with seeded_torch(0, self.device_):
+            flow = self._build_flow(n_features)
+        flow = flow.to(device=self.device_, dtype=self.torch_dtype_)  # before loading: no precision loss
+        flow.load_state_dict(state, strict=True)
+        self.flow_ = flow.eval()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle support (joblib, multiprocessing): the flow travels as its ``state_dict``.
+
+        Parametrized modules (spectral norm) cannot be pickled whole; model files written by
+        :meth:`save` remain the supported storage format.
+        """
+        state = dict(super().__getstate__())
+        flow = state.pop("flow_", None)
+        if flow is not None:
+            state["_flow_state"] = {k: v.detach().cpu() for k, v in flow.state_dict().items()}
+            state["_flow_features"] = flow.features
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        flow_state = state.pop("_flow_state", None)
+        n_features = state.pop("_flow_features", None)
+        super().__setstate__(state)
+        if flow_state is not None:
+            if self.device_.type == "cuda" and not torch.cuda.is_available():
+                self.device_ = torch.device("cpu")
+            self._restore_flow(n_features, flow_state)
+
     def _extra_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """Tensors and JSON fields that subclasses add to the model file."""
         return {}, {}
@@ -363,12 +394,8 @@ class BaseFlowDetector(OutlierMixin, BaseEstimator):
             det.threshold_ = float(manifest["threshold"])
             det.labels_ = (det.decision_scores_ > det.threshold_).astype(np.int64)
             det._load_extra_state(tensors, manifest)
-            with seeded_torch(0, det.device_):
-                flow = det._build_flow(int((~det.constant_features_).sum()))
-            flow = flow.to(device=det.device_, dtype=det.torch_dtype_)  # before loading: no precision loss
             state = {k[len("flow.") :]: v for k, v in tensors.items() if k.startswith("flow.")}
-            flow.load_state_dict(state, strict=True)
-            det.flow_ = flow.eval()
+            det._restore_flow(int((~det.constant_features_).sum()), state)
         except ModelFileError:
             raise
         except (KeyError, TypeError, ValueError, RuntimeError, FlowadError) as err:

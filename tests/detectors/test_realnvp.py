@@ -212,3 +212,39 @@ def test_extreme_values_give_a_clear_error_not_nan(data: tuple) -> None:
     det = RealNVP(**FAST, random_state=0).fit(data[0])
     with pytest.raises(FloatingPointError, match=r"1 row\(s\) \(first: \[1\]\).*float64"):
         det.score_samples(np.array([[0.0, 0.0, 0.0], [1e30, 1e30, 1e30]]))
+
+
+def test_pickle_round_trip_for_joblib(data: tuple) -> None:
+    import pickle
+
+    X = data[0]
+    det = RobustRealNVP(**FAST, random_state=0).fit(X)
+    twin = pickle.loads(pickle.dumps(det))
+    np.testing.assert_array_equal(twin.decision_function(X), det.decision_function(X))
+    assert twin.threshold_ == det.threshold_
+    unfitted = pickle.loads(pickle.dumps(RobustRealNVP(epochs=3)))
+    assert unfitted.get_params() == RobustRealNVP(epochs=3).get_params()
+
+
+def test_sklearn_generic_estimator_checks() -> None:
+    """scikit-learn's generic checks that do not assume +-1 outlier labels."""
+    import warnings
+
+    from sklearn.utils import estimator_checks as ec
+
+    est = RobustRealNVP(epochs=2, n_couplings=2, hidden=(8,), dtype="float64", random_state=0)
+    checks = [
+        "check_get_params_invariance", "check_set_params", "check_parameters_default_constructible",
+        "check_no_attributes_set_in_init", "check_estimators_dtypes", "check_fit_score_takes_y",
+        "check_estimators_fit_returns_self", "check_estimators_empty_data_messages", "check_estimators_nan_inf",
+        "check_dont_overwrite_parameters", "check_n_features_in", "check_fit2d_1sample", "check_fit2d_1feature",
+        "check_fit1d", "check_estimators_overwrite_params", "check_estimator_repr", "check_fit_check_is_fitted",
+        "check_n_features_in_after_fitting", "check_estimators_unfitted", "check_dict_unchanged",
+        "check_methods_sample_order_invariance", "check_methods_subset_invariance", "check_fit_idempotent",
+        "check_estimators_pickle", "check_readonly_memmap_input", "check_f_contiguous_array_estimator",
+        "check_complex_data", "check_dtype_object", "check_mixin_order",
+    ]  # fmt: skip
+    for name in checks:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            getattr(ec, name)("RobustRealNVP", est)
