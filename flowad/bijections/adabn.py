@@ -208,9 +208,9 @@ class AdaptiveBatchNorm(Bijection):
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
         # A state dict may hold more or fewer domains than this layer: take its row count.
         for name in ("running_mean", "running_var"):
-            t = state_dict.get(prefix + name)
-            if isinstance(t, Tensor) and t.ndim == 2 and t.shape[1] == self.features and t.shape[0] != self.n_domains:
-                setattr(self, name, getattr(self, name).new_empty(t.shape))
+            t, current = state_dict.get(prefix + name), getattr(self, name)
+            if isinstance(t, Tensor) and t.ndim == 2 and t.shape[1] == self.features and t.shape != current.shape:
+                setattr(self, name, current.new_empty(t.shape))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:

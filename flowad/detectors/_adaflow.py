@@ -203,7 +203,7 @@ class AdaFlow(DomainDetector):
         return [tuple(t.clone() for t in layer.statistics(index)) for layer in self._layers()]
 
     def _restore(self, index: int, snapshot: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        for layer, (mean, var) in zip(self._layers(), snapshot):
+        for layer, (mean, var) in zip(self._layers(), snapshot, strict=True):
             layer.set_statistics(index, mean, var)
 
     # ------------------------------------------------------------------------ translation

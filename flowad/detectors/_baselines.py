@@ -224,7 +224,7 @@ class _AutoEncoderNet(nn.Module):
         super().__init__()
         widths = [features, *hidden, *reversed(hidden[:-1]), features]
         layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
             layers.append(nn.Linear(a, b))
             if i < len(widths) - 2:
                 layers.append(nn.ReLU())

@@ -30,7 +30,15 @@ import numpy as np
 import torch
 
 from flowad._validation import check_is_fitted
-from flowad.detectors._base import SCORE_BATCH, BaseFlowDetector, _check_param, logger, resolve_device, seed_from, seeded_torch
+from flowad.detectors._base import (
+    SCORE_BATCH,
+    BaseFlowDetector,
+    _check_param,
+    logger,
+    resolve_device,
+    seed_from,
+    seeded_torch,
+)
 from flowad.exceptions import InputError, ModelFileError, NonFiniteError, UnknownDomainError
 from flowad.flows.flow import Flow
 from flowad.training import TrainConfig, fit_flow
@@ -167,10 +175,10 @@ class DomainDetector(BaseFlowDetector):
         names = np.array([domain_name(d, argument="each domain label") for d in arr], dtype=object)
         uniq, index = np.unique(names, return_inverse=True)
         counts = np.bincount(index, minlength=uniq.size)
-        few = [(str(u), int(c)) for u, c in zip(uniq, counts) if c < 2]
+        few = [(str(u), int(c)) for u, c in zip(uniq, counts, strict=True) if c < 2]
         if few:
             raise InputError(f"Every domain needs at least 2 rows in X to estimate its statistics; got {few}.")
-        for u, c in zip(uniq, counts):
+        for u, c in zip(uniq, counts, strict=True):
             if c < MIN_ADAPT_SAMPLES:
                 warnings.warn(_few_rows_message(str(u), int(c)), UserWarning, stacklevel=4)
         return [str(u) for u in uniq], index.astype(np.int64)
@@ -466,8 +474,8 @@ class DomainDetector(BaseFlowDetector):
         if len(counts) != len(names) or len(thresholds) != len(names):
             raise ModelFileError(f"{len(names)} domains but {len(counts)} counts and {len(thresholds)} thresholds.")
         self.domains_ = list(names)
-        self.domain_counts_ = dict(zip(names, (int(c) for c in counts)))
-        self.thresholds_ = dict(zip(names, (float(t) for t in thresholds)))
+        self.domain_counts_ = dict(zip(names, (int(c) for c in counts), strict=True))
+        self.thresholds_ = dict(zip(names, (float(t) for t in thresholds), strict=True))
         self._calibration = {n: tensors[f"domains.calibration.{i}"].numpy().astype(np.float64) for i, n in enumerate(names)}
         self.labels_ = tensors["train.labels"].numpy().astype(np.int64)
 
