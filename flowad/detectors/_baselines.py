@@ -222,6 +222,7 @@ class _AutoEncoderNet(nn.Module):
 
     def __init__(self, features: int, hidden: Sequence[int]) -> None:
         super().__init__()
+        self.features = int(features)
         widths = [features, *hidden, *reversed(hidden[:-1]), features]
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -66,6 +68,14 @@ def test_autoencoder_architecture_and_score(data: dict, tmp_path) -> None:
     det.save(tmp_path / "ae.flowad")
     back = flowad.load(tmp_path / "ae.flowad")
     assert back.domains_ == ["a", "b", "c"]
+    np.testing.assert_array_equal(back.decision_function(data["c"], domain="c"), det.decision_function(data["c"], domain="c"))
+
+
+@pytest.mark.parametrize("cls", [BatchNormFlow, AutoEncoder, flowad.AdaFlow])
+def test_pickle_round_trip_keeps_domains(cls: type, data: dict) -> None:
+    det = _fit(cls, data).adapt(data["c"], domain="c")
+    back = pickle.loads(pickle.dumps(det))
+    assert back.domains_ == det.domains_
     np.testing.assert_array_equal(back.decision_function(data["c"], domain="c"), det.decision_function(data["c"], domain="c"))
 
 
