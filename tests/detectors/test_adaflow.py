@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 import pytest
@@ -320,3 +321,27 @@ def test_reservoir_keeps_a_bounded_uniform_reproducible_sample() -> None:
     assert abs(np.median(kept) / (5 * CALIBRATION_MAX_ROWS) - 0.5) < 0.01  # uniform over the whole stream
     assert np.mean(kept >= 4 * CALIBRATION_MAX_ROWS) == pytest.approx(0.2, abs=0.01)
     np.testing.assert_array_equal(run(), kept)
+
+
+@pytest.mark.parametrize("cls", ["AdaFlow", "BatchNormFlow", "AutoEncoder"])
+def test_sklearn_generic_estimator_checks(cls: str) -> None:
+    """scikit-learn's generic checks that do not assume +-1 outlier labels (one domain)."""
+    from sklearn.utils import estimator_checks as ec
+
+    kw = {"hidden": (8,)} if cls == "AutoEncoder" else {}
+    est = getattr(flowad, cls)(epochs=2, dtype="float64", random_state=0, device="cpu", **kw)
+    checks = [
+        "check_get_params_invariance", "check_set_params", "check_parameters_default_constructible",
+        "check_no_attributes_set_in_init", "check_estimators_dtypes", "check_fit_score_takes_y",
+        "check_estimators_fit_returns_self", "check_estimators_empty_data_messages", "check_estimators_nan_inf",
+        "check_dont_overwrite_parameters", "check_n_features_in", "check_fit2d_1sample", "check_fit2d_1feature",
+        "check_fit1d", "check_estimators_overwrite_params", "check_estimator_repr", "check_fit_check_is_fitted",
+        "check_n_features_in_after_fitting", "check_estimators_unfitted", "check_dict_unchanged",
+        "check_methods_sample_order_invariance", "check_methods_subset_invariance", "check_fit_idempotent",
+        "check_estimators_pickle", "check_readonly_memmap_input", "check_f_contiguous_array_estimator",
+        "check_complex_data", "check_dtype_object", "check_mixin_order",
+    ]  # fmt: skip
+    for name in checks:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            getattr(ec, name)(cls, est)
