@@ -36,7 +36,9 @@ class LULinear(Bijection):
         y = L\,\mathrm{diag}(d)\,U\,x + b, \qquad
         \log|\det J| = \sum_{i=1}^{D} \log d_i,
 
-    the same for every sample, computed in :math:`O(D)`. The inverse solves two unit-triangular
+    the same for every sample, computed in :math:`O(D)`. ``forward`` costs
+    :math:`\min(2ND^2,\ D^3 + ND^2)` for ``N`` rows (it forms ``W`` only when ``N > D``).
+    The inverse solves two unit-triangular
     systems (:func:`torch.linalg.solve_triangular`): :math:`O(D^2)` per sample, no matrix
     inverse.
 
@@ -79,8 +81,10 @@ class LULinear(Bijection):
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         lower, diag, upper = self._factors()
-        # y^T = x^T U^T diag(d) L^T: two (batch, D) x (D, D) products, no D^3 product
-        y = ((x @ upper.T) * diag) @ lower.T + self.bias
+        if x.shape[0] > self.features:  # one D^3 product to form W, then one (batch, D) x (D, D) product
+            y = x @ ((lower * diag) @ upper).T + self.bias
+        else:  # y^T = x^T U^T diag(d) L^T: two (batch, D) x (D, D) products, no D^3 product
+            y = ((x @ upper.T) * diag) @ lower.T + self.bias
         return y, torch.log(diag).sum().expand(x.shape[0])
 
     def inverse(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:

@@ -174,3 +174,14 @@ def test_running_moments_continue_from_stored_statistics() -> None:
     torch.testing.assert_close(m.var, x.var(0, unbiased=False))
     with pytest.raises(ValueError, match="mean and var are required"):
         RunningMoments(3)
+
+
+def test_lu_forward_is_the_same_for_small_and_large_batches() -> None:
+    lu = LULinear(3).double()
+    with torch.no_grad():
+        for p in lu.parameters():
+            p.add_(torch.randn_like(p))
+    x = torch.randn(10, 3, dtype=torch.float64)  # 10 > D: W is formed
+    y_big, _ = lu(x)
+    y_small = torch.cat([lu(x[i : i + 2])[0] for i in range(0, 10, 2)])  # 2 <= D: two products
+    torch.testing.assert_close(y_big, y_small, atol=1e-12, rtol=1e-12)
