@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 
 import torch
 from torch import Tensor
@@ -14,12 +16,29 @@ from flowad.flows.flow import Flow
 from flowad.nn.mlp import refine_spectral_norms
 from flowad.training.config import TrainConfig
 
-__all__ = ["fit_flow", "trimmed_mean", "n_kept"]
+__all__ = ["fit_flow", "trimmed_mean", "n_kept", "observe_epochs"]
 
 logger = logging.getLogger(__name__)
 
 #: Called after every epoch with ``(epoch, mean_loss)``; epochs count from 1.
 EpochCallback = Callable[[int, float], None]
+#: Called after every epoch with ``(epoch, total_epochs, mean_loss)``.
+EpochObserver = Callable[[int, int, float], None]
+
+_observers: ContextVar[tuple[EpochObserver, ...]] = ContextVar("flowad_epoch_observers", default=())
+
+
+@contextlib.contextmanager
+def observe_epochs(observer: EpochObserver) -> Iterator[None]:
+    """Call ``observer(epoch, total_epochs, loss)`` after every epoch of every :func:`fit_flow`
+    run inside the ``with`` block (progress bars, live loss plots). Scoped to the current
+    context (thread / task); nothing global is changed.
+    """
+    token = _observers.set((*_observers.get(), observer))
+    try:
+        yield
+    finally:
+        _observers.reset(token)
 
 
 def n_kept(batch: int, trim_ratio: float) -> int:
@@ -108,6 +127,8 @@ def fit_flow(
             history.append(total / count)
             if on_epoch is not None:
                 on_epoch(epoch, history[-1])
+            for observer in _observers.get():
+                observer(epoch, config.epochs, history[-1])
             logger.debug("epoch %d/%d loss %.4f", epoch, config.epochs, history[-1])
         refine_spectral_norms(flow)
     finally:

@@ -60,3 +60,17 @@ def test_training_lowers_the_loss_and_is_deterministic() -> None:
     assert runs[0][0][-1] < runs[0][0][0]
     assert runs[0][0] == runs[1][0]
     torch.testing.assert_close(runs[0][1], runs[1][1], atol=0, rtol=0)
+
+
+def test_observe_epochs_sees_every_epoch_and_is_scoped() -> None:
+    from flowad.training import observe_epochs
+
+    seen: list[tuple[int, int, float]] = []
+    flow = build_realnvp(2, n_couplings=1, hidden=(4,))
+    X = torch.randn(32, 2)
+    with observe_epochs(lambda e, n, loss: seen.append((e, n, loss))):
+        hist = fit_flow(flow, X, TrainConfig(epochs=3, batch_size=16), generator=torch.Generator().manual_seed(0))
+    assert [(e, n) for e, n, _ in seen] == [(1, 3), (2, 3), (3, 3)]
+    assert [loss for *_, loss in seen] == hist
+    fit_flow(flow, X, TrainConfig(epochs=2, batch_size=16), generator=torch.Generator().manual_seed(0))
+    assert len(seen) == 3  # observer gone after the block
