@@ -16,9 +16,11 @@ def demo(
     epochs: int = typer.Option(100, help="Training epochs of each flow."),
     seed: int = typer.Option(0, help="Seed of the split and of the models."),
 ) -> None:
-    """Train RealNVP and RobustRealNVP on the shipped ODDS datasets (thyroid, cardio), compare
-    them with Isolation Forest on a held-out 40 % test split, and write ROC curves, score
-    histograms, a markdown table and a RobustRealNVP model file to OUT.
+    """Run the main job on the data shipped with flowad.
+
+    Trains RealNVP and RobustRealNVP on the ODDS datasets thyroid and cardio, compares them
+    with Isolation Forest on a held-out 40 % test split, and writes ROC curves, score
+    histograms, a markdown table and RobustRealNVP model files to OUT.
     """
     import matplotlib
 
