@@ -1,0 +1,1 @@
+"""Benchmarks and reproductions of the published studies (runners, protocols, reports)."""

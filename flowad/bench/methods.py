@@ -1,0 +1,256 @@
+"""The detectors a benchmark can run: flowad's flows and PyOD's baselines, by name.
+
+Every method is built from its library's defaults, except what keeps a benchmark quiet,
+seeded and on the CPU (``verbose=0``, ``random_state=seed``, ``device="cpu"``), and, in
+``quick`` mode, fewer training epochs. PyOD is an optional dependency (``pip install
+flowad[bench]``); a PyOD method whose class the installed PyOD lacks is reported as
+unavailable, not silently dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import os
+import random
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from flowad.exceptions import FlowadError
+
+__all__ = [
+    "Method",
+    "MethodError",
+    "METHODS",
+    "FLOWAD_METHODS",
+    "PYOD_METHODS",
+    "QUICK_EPOCHS",
+    "available_methods",
+    "get_method",
+    "parse_methods",
+    "count_parameters",
+    "quiet_and_isolated",
+]
+
+#: Training epochs of flowad's flows in ``quick`` mode (their default is used otherwise).
+QUICK_EPOCHS = 20
+
+
+class MethodError(FlowadError, ValueError):
+    """An unknown method name, or a method whose library is not installed."""
+
+
+@dataclass(frozen=True)
+class Method:
+    """A named detector of the benchmark.
+
+    Attributes
+    ----------
+    name : str
+        Name used on the command line and in the result files.
+    library : {"flowad", "pyod"}
+    module, cls : str
+        Where the class lives (imported lazily, in the worker process).
+    standardize : bool
+        Whether the benchmark standardizes features with training statistics before
+        ``fit`` (PyOD baselines). flowad's detectors standardize internally.
+    kwargs : callable
+        ``kwargs(n_features, seed, quick)`` -> constructor arguments.
+    """
+
+    name: str
+    library: str
+    module: str
+    cls: str
+    standardize: bool
+    kwargs: Callable[[int, int, bool], dict[str, Any]]
+
+    def available(self) -> bool:
+        """Whether the installed library has this class."""
+        try:
+            return hasattr(importlib.import_module(self.module), self.cls)
+        except ImportError:
+            return False
+
+    def build(self, n_features: int, seed: int, *, quick: bool = False, **overrides: Any) -> Any:
+        """Construct the (unfitted) detector; ``overrides`` replace constructor arguments."""
+        try:
+            klass = getattr(importlib.import_module(self.module), self.cls)
+        except (ImportError, AttributeError):
+            raise MethodError(
+                f"method {self.name!r} needs {self.module}.{self.cls}, which is not installed; "
+                "install the benchmark extra: pip install 'flowad[bench]'."
+            ) from None
+        return klass(**{**self.kwargs(n_features, seed, quick), **overrides})
+
+
+def _flowad_kwargs(n_features: int, seed: int, quick: bool) -> dict[str, Any]:
+    kw: dict[str, Any] = {"random_state": seed, "device": "cpu", "verbose": 0}
+    if quick:
+        kw["epochs"] = QUICK_EPOCHS
+    return kw
+
+
+def _seed_only(n_features: int, seed: int, quick: bool) -> dict[str, Any]:
+    return {"random_state": seed}
+
+
+def _none(n_features: int, seed: int, quick: bool) -> dict[str, Any]:
+    return {}
+
+
+def _pyod_dl(epochs_quick: int) -> Callable[[int, int, bool], dict[str, Any]]:
+    def kw(n_features: int, seed: int, quick: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {"random_state": seed, "device": "cpu", "verbose": 0}
+        if quick:
+            out["epoch_num"] = epochs_quick
+        return out
+
+    return kw
+
+
+def _deep_svdd(n_features: int, seed: int, quick: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"n_features": n_features, "random_state": seed, "verbose": 0}
+    if quick:
+        out["epochs"] = 10
+    return out
+
+
+def _so_gaal(n_features: int, seed: int, quick: bool) -> dict[str, Any]:
+    return {"stop_epochs": 3} if quick else {}
+
+
+FLOWAD_METHODS = ("RealNVP", "TrimRealNVP", "RobustRealNVP")
+PYOD_METHODS = ("IForest", "LOF", "OCSVM", "KNN", "ECOD", "AutoEncoder", "VAE", "DeepSVDD", "SO_GAAL")
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in [
+        *(Method(n, "flowad", "flowad.detectors", n, False, _flowad_kwargs) for n in FLOWAD_METHODS),
+        Method("IForest", "pyod", "pyod.models.iforest", "IForest", True, _seed_only),
+        Method("LOF", "pyod", "pyod.models.lof", "LOF", True, _none),
+        Method("OCSVM", "pyod", "pyod.models.ocsvm", "OCSVM", True, _none),
+        Method("KNN", "pyod", "pyod.models.knn", "KNN", True, _none),
+        Method("ECOD", "pyod", "pyod.models.ecod", "ECOD", True, _none),
+        Method("AutoEncoder", "pyod", "pyod.models.auto_encoder", "AutoEncoder", True, _pyod_dl(5)),
+        Method("VAE", "pyod", "pyod.models.vae", "VAE", True, _pyod_dl(5)),
+        Method("DeepSVDD", "pyod", "pyod.models.deep_svdd", "DeepSVDD", True, _deep_svdd),
+        # PyOD's SO_GAAL takes no seed argument; it is seeded through torch inside quiet_and_isolated.
+        Method("SO_GAAL", "pyod", "pyod.models.so_gaal", "SO_GAAL", True, _so_gaal),
+    ]
+}
+
+
+def get_method(name: str) -> Method:
+    """The method called ``name`` (case-insensitive).
+
+    Raises
+    ------
+    MethodError
+        If there is no such method.
+    """
+    by_lower = {k.lower(): v for k, v in METHODS.items()}
+    try:
+        return by_lower[name.strip().lower()]
+    except KeyError:
+        raise MethodError(f"unknown method {name!r}; known methods: {list(METHODS)}.") from None
+
+
+def available_methods() -> list[str]:
+    """Names of the methods whose library is installed, in the order of :data:`METHODS`."""
+    return [n for n, m in METHODS.items() if m.available()]
+
+
+def parse_methods(spec: str | list[str] | None) -> list[str]:
+    """Method names from a comma-separated string, a list, or the groups ``all``, ``flowad``, ``pyod``.
+
+    ``None`` or ``"all"`` means every available method.
+
+    Raises
+    ------
+    MethodError
+        For an unknown name, or a requested method that is not installed.
+    """
+    if spec is None:
+        items = ["all"]
+    elif isinstance(spec, str):
+        items = [s for s in spec.replace(" ", ",").split(",") if s]
+    else:
+        items = [s for part in spec for s in part.replace(" ", ",").split(",") if s]
+    names: list[str] = []
+    for item in items:
+        key = item.lower()
+        if key == "all":
+            names += available_methods()
+        elif key == "flowad":
+            names += list(FLOWAD_METHODS)
+        elif key == "pyod":
+            names += [n for n in PYOD_METHODS if METHODS[n].available()]
+        else:
+            method = get_method(item)
+            if not method.available():
+                raise MethodError(
+                    f"method {method.name!r} needs {method.module}.{method.cls}, which the installed "
+                    f"{method.library} does not provide; install the benchmark extra: pip install 'flowad[bench]'."
+                )
+            names.append(method.name)
+    return list(dict.fromkeys(names))
+
+
+def count_parameters(estimator: Any) -> int | None:
+    """Number of trainable parameters of the torch modules held by ``estimator`` (None if none).
+
+    Looks at the fitted estimator's attributes (flowad's ``flow_``, PyOD's ``model`` /
+    ``model_`` / ``generator`` / ``discriminator``); shared parameters count once.
+    """
+    seen: dict[int, int] = {}
+    for value in vars(estimator).values():
+        if isinstance(value, torch.nn.Module):
+            for p in value.parameters():
+                if p.requires_grad:
+                    seen[id(p)] = p.numel()
+    return sum(seen.values()) if seen else None
+
+
+@contextlib.contextmanager
+def quiet_and_isolated(seed: int) -> Iterator[None]:
+    """Run third-party code silently and without leaking its global RNG changes.
+
+    PyOD's deep detectors seed ``random``, numpy's and torch's global generators and set
+    ``PYTHONHASHSEED``; some draw from them without a seed (DeepSVDD shuffles with
+    ``np.random.shuffle``, SO_GAAL draws ``torch.rand``); some print every epoch. Inside this
+    block stdout/stderr are captured, warnings are ignored, and the global generators of
+    ``random``, numpy and torch start from ``seed`` so that such code is reproducible; every
+    global RNG state and the environment variable are restored on exit, so the caller's global
+    state is unchanged.
+    """
+    py_state = random.getstate()
+    np_state = np.random.get_state()
+    hash_seed = os.environ.get("PYTHONHASHSEED")
+    sink = io.StringIO()
+    try:
+        with (
+            torch.random.fork_rng(devices=[]),
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(sink),
+            contextlib.redirect_stderr(sink),
+        ):
+            warnings.simplefilter("ignore")
+            # Seeding third-party code's global generators on purpose; restored in `finally`.
+            random.seed(int(seed))
+            np.random.seed(int(seed) % 2**32)
+            torch.manual_seed(int(seed))
+            yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        if hash_seed is None:
+            os.environ.pop("PYTHONHASHSEED", None)
+        else:
+            os.environ["PYTHONHASHSEED"] = hash_seed
