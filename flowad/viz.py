@@ -49,7 +49,7 @@ def plot_score_histogram(
     if threshold is not None:
         ax.axvline(threshold, color="black", ls="--", lw=1.2, label="threshold")
     ax.set_xscale("asinh", linear_width=width)
-    ax.set_yscale("log")
+    ax.set_yscale("log", nonpositive="clip")
     ax.set_xlim(edges[0], edges[-1])
     ax.set(xlabel="anomaly score (negative log-likelihood)", ylabel="count", title=title)
     ax.legend(fontsize=8)

@@ -184,13 +184,25 @@ class AdaptiveBatchNorm(Bijection):
             mean, var = self._batch_statistics(x, context)
         else:
             mean, var = self.running_mean, self.running_var
-        scale = self._scale()
-        log_std = 0.5 * torch.log(var + EPS_VAR)  # (K, D), K = 1 when context is None
-        multiplier = scale * torch.exp(-log_std)
-        logdet = torch.log(scale).sum() - log_std.sum(dim=1)  # (K,)
+        multiplier, logdet = self._multiplier(var)  # (K, D) and (K,), K = 1 when context is None
         if context is None:
             return mean, multiplier, logdet.expand(x.shape[0])
         return mean[context], multiplier[context], logdet[context]
+
+    def _multiplier(self, var: Tensor) -> tuple[Tensor, Tensor]:
+        """``gamma / sqrt(var + eps)`` and its log-det summed over the last axis."""
+        scale = self._scale()
+        log_std = 0.5 * torch.log(var + EPS_VAR)
+        return scale * torch.exp(-log_std), torch.log(scale).sum() - log_std.sum(dim=-1)
+
+    def forward_with_statistics(self, x: Tensor, mean: Tensor, var: Tensor) -> tuple[Tensor, Tensor]:
+        """The forward map with explicit statistics ``mean``, ``var`` of shape ``(D,)``.
+
+        Used by graphs that receive a domain's statistics as inputs (ONNX export) instead of
+        reading the stored rows; equal to ``forward`` in eval mode when they are a stored row.
+        """
+        multiplier, logdet = self._multiplier(var)
+        return (x - mean) * multiplier + self.shift, logdet.expand(x.shape[0])
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         mean, multiplier, logdet = self._affine(x, context)

@@ -1,0 +1,235 @@
+"""ONNX export of fitted flow detectors, and a small onnxruntime scorer.
+
+Two graphs are written:
+
+``<name>.onnx`` — the **scoring graph**. Input ``x`` of shape ``(n, n_features_in_)`` (raw
+features, float32 or float64 as the model); outputs ``anomaly_score`` (negative
+log-likelihood) and ``log_density``, each of shape ``(n,)``. Standardization is inside the
+graph. For AdaFlow the graph takes the domain statistics as inputs as well: ``mean_j`` and
+``var_j`` (each of shape ``(D,)``) for every AdaBN layer ``j`` — a device selects a domain by
+feeding that domain's statistics, and adapts to a new domain by feeding new ones.
+
+``<name>.stats.onnx`` (AdaFlow only) — the **statistics graph**: input ``x`` (the new
+domain's normal rows, raw features) and outputs ``mean_j``, ``var_j`` of every AdaBN layer,
+layer ``j`` computed on inputs already normalized with the new statistics of layers ``< j``.
+This equals :meth:`flowad.detectors.AdaFlow.adapt` on the same rows (one whole batch).
+
+A JSON sidecar ``<name>.json`` holds what a device needs besides the graphs: feature names,
+domains with their statistics and thresholds (or the single threshold).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from flowad._validation import check_is_fitted
+from flowad.bijections.adabn import AdaptiveBatchNorm
+from flowad.bijections.base import Bijection, Compose
+from flowad.exceptions import InputError
+from flowad.flows.flow import standard_normal_log_prob
+
+__all__ = ["export_onnx", "OnnxScorer"]
+
+OPSET = 17
+
+
+def _flat(bijection: Bijection) -> list[Bijection]:
+    if isinstance(bijection, Compose):
+        return [leaf for layer in bijection.layers for leaf in _flat(layer)]
+    return [bijection]
+
+
+class _Graph(nn.Module):
+    """Standardization + the flow's layers, with AdaBN statistics supplied from outside."""
+
+    def __init__(self, det: Any) -> None:
+        super().__init__()
+        keep = ~np.asarray(det.constant_features_)
+        dtype = det.torch_dtype_
+        self.register_buffer("keep", torch.as_tensor(np.flatnonzero(keep), dtype=torch.long))
+        self.register_buffer("mean", torch.as_tensor(det.mean_[keep], dtype=dtype))
+        self.register_buffer("scale", torch.as_tensor(det.scale_[keep], dtype=dtype))
+        self.offset = float(-np.log(det.scale_[keep]).sum())
+        self.layers = nn.ModuleList(_flat(det.flow_.bijection))
+        self.n_adabn = sum(isinstance(layer, AdaptiveBatchNorm) for layer in self.layers)
+
+    def standardize(self, x: Tensor) -> Tensor:
+        return (x.index_select(1, self.keep) - self.mean) / self.scale
+
+
+class _ScoringGraph(_Graph):
+    def forward(self, x: Tensor, *stats: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.standardize(x)
+        total = h.new_zeros(h.shape[0])
+        j = 0
+        for layer in self.layers:
+            if isinstance(layer, AdaptiveBatchNorm):
+                h, ld = layer.forward_with_statistics(h, stats[2 * j], stats[2 * j + 1])
+                j += 1
+            else:
+                h, ld = layer(h)
+            total = total + ld
+        log_density = standard_normal_log_prob(h) + total + self.offset
+        return -log_density, log_density
+
+
+class _StatisticsGraph(_Graph):
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
+        h = self.standardize(x)
+        out: list[Tensor] = []
+        for layer in self.layers:
+            if isinstance(layer, AdaptiveBatchNorm):
+                mean = h.mean(dim=0)
+                var = (h - mean).square().mean(dim=0)
+                out += [mean, var]
+                h, _ = layer.forward_with_statistics(h, mean, var)
+            else:
+                h, _ = layer(h)
+        return tuple(out)
+
+
+def _stat_names(n: int) -> list[str]:
+    return [name for j in range(n) for name in (f"mean_{j}", f"var_{j}")]
+
+
+def _domain_stats(det: Any) -> dict[str, list[np.ndarray]]:
+    layers = [m for m in _flat(det.flow_.bijection) if isinstance(m, AdaptiveBatchNorm)]
+    return {
+        name: [t.detach().cpu().numpy() for layer in layers for t in layer.statistics(k)]
+        for k, name in enumerate(det.domains_)
+    }
+
+
+def export_onnx(det: Any, path: str | os.PathLike[str]) -> dict[str, Path]:
+    """Export a fitted flow detector to ONNX (see the module docstring for the graphs).
+
+    Parameters
+    ----------
+    det : fitted RealNVP, TrimRealNVP, RobustRealNVP, AdaFlow or BatchNormFlow
+    path : path-like
+        The scoring graph's file (``.onnx``); the sidecar and the statistics graph go beside it.
+
+    Returns
+    -------
+    dict
+        ``{"scoring": path, "metadata": ..., "statistics": ...}`` (the last for AdaFlow only).
+    """
+    check_is_fitted(det)
+    if not hasattr(det, "flow_") or not hasattr(det, "mean_"):
+        raise InputError(f"{type(det).__name__} is not a flow detector; ONNX export supports flow models only.")
+    path = Path(path)
+    if not path.parent.exists():
+        raise InputError(f"Output folder {str(path.parent)!r} does not exist.")
+    det.flow_.eval()
+    scoring = _ScoringGraph(det).eval()
+    dtype = det.torch_dtype_
+    d_in = int(det.n_features_in_)
+    x = torch.zeros(3, d_in, dtype=dtype)
+    domains = getattr(det, "domains_", None)
+    stats_names = _stat_names(scoring.n_adabn)
+    stats_example: tuple[Tensor, ...] = ()
+    if scoring.n_adabn:
+        first = _domain_stats(det)[domains[0]]
+        stats_example = tuple(torch.as_tensor(a, dtype=dtype) for a in first)
+    dyn = {"x": {0: "n"}, "anomaly_score": {0: "n"}, "log_density": {0: "n"}}
+    files = {"scoring": path}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
+        torch.onnx.export(
+            scoring,
+            (x, *stats_example),
+            str(path),
+            input_names=["x", *stats_names],
+            output_names=["anomaly_score", "log_density"],
+            dynamic_axes=dyn,
+            opset_version=OPSET,
+            dynamo=False,
+        )
+        if scoring.n_adabn:
+            stats_path = path.with_suffix(".stats.onnx")
+            torch.onnx.export(
+                _StatisticsGraph(det).eval(),
+                (x,),
+                str(stats_path),
+                input_names=["x"],
+                output_names=stats_names,
+                dynamic_axes={"x": {0: "n"}},
+                opset_version=OPSET,
+                dynamo=False,
+            )
+            files["statistics"] = stats_path
+    meta: dict[str, Any] = {
+        "kind": getattr(det, "_kind", type(det).__name__),
+        "dtype": det.dtype,
+        "n_features_in": d_in,
+        "feature_names_in": None if getattr(det, "feature_names_in_", None) is None else [str(n) for n in det.feature_names_in_],
+        "statistics_inputs": stats_names,
+    }
+    if domains is not None:
+        stats = _domain_stats(det) if scoring.n_adabn else {}
+        meta["domains"] = {
+            name: {
+                "threshold": float(det.thresholds_[name]),
+                "statistics": {n: a.tolist() for n, a in zip(stats_names, stats.get(name, []), strict=False)},
+            }
+            for name in domains
+        }
+    else:
+        meta["threshold"] = float(det.threshold_)
+    meta_path = path.with_suffix(".json")
+    meta_path.write_text(json.dumps(meta, indent=1))
+    files["metadata"] = meta_path
+    return files
+
+
+class OnnxScorer:
+    """Score and adapt with exported graphs under onnxruntime (no PyTorch needed at run time).
+
+    Parameters
+    ----------
+    path : path-like
+        The scoring graph written by :func:`export_onnx`; the sidecar JSON and, for AdaFlow,
+        the statistics graph are read from beside it.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        import onnxruntime as ort
+
+        path = Path(path)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        self.meta = json.loads(path.with_suffix(".json").read_text())
+        self.dtype = np.float64 if self.meta["dtype"] == "float64" else np.float32
+        self._score = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        stats_path = path.with_suffix(".stats.onnx")
+        self._stats = ort.InferenceSession(str(stats_path), opts, providers=["CPUExecutionProvider"]) if stats_path.exists() else None
+        self.domains: dict[str, dict[str, np.ndarray]] = {
+            name: {k: np.asarray(v, dtype=self.dtype) for k, v in d["statistics"].items()}
+            for name, d in self.meta.get("domains", {}).items()
+        }
+
+    def adapt(self, X: np.ndarray, domain: str) -> None:
+        """Compute ``domain``'s statistics from its normal rows with the statistics graph."""
+        if self._stats is None:
+            raise InputError("This model has no domain statistics to adapt (not an AdaFlow export).")
+        outs = self._stats.run(None, {"x": np.asarray(X, dtype=self.dtype)})
+        self.domains[domain] = dict(zip(self.meta["statistics_inputs"], outs, strict=True))
+
+    def decision_function(self, X: np.ndarray, domain: str | None = None) -> np.ndarray:
+        """Anomaly scores (negative log-likelihood) of the rows of ``X``."""
+        feeds: dict[str, np.ndarray] = {"x": np.asarray(X, dtype=self.dtype)}
+        if self.meta["statistics_inputs"]:
+            if domain is None and len(self.domains) == 1:
+                domain = next(iter(self.domains))
+            if domain not in self.domains:
+                raise InputError(f"Unknown domain {domain!r}; known domains: {sorted(self.domains)}.")
+            feeds.update(self.domains[domain])
+        return self._score.run(["anomaly_score"], feeds)[0].astype(np.float64)

@@ -1,0 +1,86 @@
+"""ONNX export: onnxruntime scores equal PyTorch's, and adapting through the graphs equals adapt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flowad import RealNVP, RobustRealNVP, TrimRealNVP
+from flowad.datasets import load_example
+from flowad.detectors._adaflow import AdaFlow
+from flowad.exceptions import InputError
+from flowad.export import OnnxScorer, export_onnx
+
+pytest.importorskip("onnxruntime")
+
+SMALL = {"n_couplings": 2, "hidden": (16,), "epochs": 3}
+
+
+@pytest.fixture(scope="module")
+def thyroid() -> np.ndarray:
+    return load_example("thyroid")[0][:1500]
+
+
+@pytest.mark.parametrize("cls", [RealNVP, TrimRealNVP, RobustRealNVP])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_realnvp_family_parity_on_random_and_real_data(cls: type, dtype: str, thyroid: np.ndarray, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    det = cls(**SMALL, dtype=dtype, random_state=0).fit(thyroid)
+    files = export_onnx(det, tmp_path / "m.onnx")
+    assert set(files) == {"scoring", "metadata"}
+    scorer = OnnxScorer(files["scoring"])
+    random_rows = thyroid[rng.integers(0, len(thyroid), 200)] + rng.normal(0, 0.05, size=(200, thyroid.shape[1]))
+    for X in (thyroid, random_rows):
+        ref = det.decision_function(X)
+        np.testing.assert_allclose(scorer.decision_function(X), ref, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(ref).max() / 1e3))
+    assert scorer.meta["threshold"] == det.threshold_
+
+
+def test_constant_columns_are_handled_inside_the_graph(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    X = np.column_stack([rng.normal(size=(300, 2)), np.full(300, 4.0), rng.normal(size=300)])
+    with pytest.warns(UserWarning, match="constant"):
+        det = RealNVP(**SMALL, random_state=0).fit(X)
+    scorer = OnnxScorer(export_onnx(det, tmp_path / "m.onnx")["scoring"])
+    np.testing.assert_allclose(scorer.decision_function(X), det.decision_function(X), rtol=1e-4, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def domains_data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    A = np.array([[1.0, 0.5, 0.0, 0.2], [0.0, 1.0, 0.3, 0.0], [0.0, 0.0, 1.0, 0.4], [0.0, 0.0, 0.0, 1.0]])
+    X = rng.normal(size=(600, 4)) @ A
+    dom = np.repeat(["a", "b", "c"], 200)
+    X[dom == "b"] = X[dom == "b"] * 2.0 + 3.0
+    X[dom == "c"] = X[dom == "c"] * 0.5 - 1.0
+    X_new = (rng.normal(size=(250, 4)) @ A) * 1.5 + 6.0
+    return X, dom, X_new
+
+
+@pytest.mark.parametrize("n_couplings", [0, 1])
+def test_adaflow_parity_per_domain_and_adaptation_through_onnx(domains_data: tuple, n_couplings: int, tmp_path: Path) -> None:
+    X, dom, X_new = domains_data
+    det = AdaFlow(epochs=3, n_couplings=n_couplings, hidden=(16,), random_state=0).fit(X, domains=dom)
+    files = export_onnx(det, tmp_path / "ada.onnx")
+    assert set(files) == {"scoring", "statistics", "metadata"}
+    scorer = OnnxScorer(files["scoring"])
+    for name in ("a", "b", "c"):
+        np.testing.assert_allclose(scorer.decision_function(X, name), det.decision_function(X, domain=name), rtol=1e-4, atol=1e-4)
+    # adapting on the device (statistics graph) == adapt in PyTorch
+    det.adapt(X_new, domain="site-7")
+    scorer.adapt(X_new, "site-7")
+    np.testing.assert_allclose(scorer.decision_function(X_new, "site-7"), det.decision_function(X_new, domain="site-7"), rtol=1e-4, atol=1e-4)
+    with pytest.raises(InputError, match="Unknown domain 'nowhere'"):
+        scorer.decision_function(X, "nowhere")
+
+
+def test_export_refuses_unfitted_and_missing_folder(tmp_path: Path) -> None:
+    from flowad import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        export_onnx(RealNVP(), tmp_path / "m.onnx")
+    det = RealNVP(**SMALL, random_state=0).fit(np.random.default_rng(0).normal(size=(50, 2)))
+    with pytest.raises(InputError, match="does not exist"):
+        export_onnx(det, tmp_path / "missing" / "m.onnx")
