@@ -1,9 +1,10 @@
 """Multi-layer perceptron used as the ``s``/``t`` network of coupling layers, with an
 optional k-Lipschitz bound by spectral normalization.
 
-Spectral normalization uses :func:`torch.nn.utils.parametrizations.spectral_norm` (power
-iteration with a persistent vector ``u``, one step per training forward pass) and scales the
-normalized weight by ``k``:
+Spectral normalization is a :mod:`torch.nn.utils.parametrize` parametrization of the weight
+that follows :func:`torch.nn.utils.parametrizations.spectral_norm` (same initialization, power
+iteration with persistent vectors ``u`` and ``v``, one step per training forward pass, same
+state-dict keys) and scales the normalized weight by ``k`` in the same pass:
 
 .. math:: W_{SN} = \\frac{W}{\\sigma_{\\max}(W) / k}
 
@@ -18,8 +19,8 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 from torch.nn.utils import parametrize
-from torch.nn.utils.parametrizations import spectral_norm
 
 __all__ = ["ACTIVATIONS", "MLP", "apply_lipschitz_bound", "refine_spectral_norms", "spectral_norms"]
 
@@ -33,15 +34,60 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 
 
-class _ScaleBy(nn.Module):
-    """Parametrization ``W -> k * W`` stacked on top of spectral normalization."""
+#: Guard of the vector normalizations of the power iteration (as torch's spectral_norm).
+EPS_NORMALIZE = 1e-12
 
-    def __init__(self, k: float) -> None:
+
+def _normalized(x: Tensor, eps: float) -> Tensor:
+    return x / torch.linalg.vector_norm(x).clamp_min(eps)
+
+
+class _LipschitzSpectralNorm(nn.Module):
+    r"""Parametrization :math:`W \mapsto W / (\hat\sigma(W) / k)`, with :math:`\hat\sigma = u^\top W v`.
+
+    The same estimator as :func:`torch.nn.utils.parametrizations.spectral_norm` (which it
+    replaces together with a separate ``W -> k W`` parametrization, in one pass and without
+    copies; same initialization and state-dict keys): ``u`` and ``v`` are buffers initialized
+    by 15 power-iteration steps; every forward pass in training mode runs
+    ``n_power_iterations`` more steps (without gradient). The updated vectors are new tensors
+    rather than in-place writes, so a graph that holds an earlier forward pass stays valid.
+    """
+
+    def __init__(self, weight: Tensor, k: float, n_power_iterations: int = 1, eps: float = EPS_NORMALIZE) -> None:
         super().__init__()
+        if weight.ndim != 2:
+            raise ValueError(f"weight must be a matrix (out_features, in_features), got shape {tuple(weight.shape)}.")
+        if n_power_iterations < 1:
+            raise ValueError(f"n_power_iterations must be >= 1, got {n_power_iterations}.")
         self.k = float(k)
+        self.n_power_iterations = int(n_power_iterations)
+        self.eps = float(eps)
+        h, w = weight.shape
+        u = weight.new_empty(h).normal_(0, 1)
+        v = weight.new_empty(w).normal_(0, 1)
+        self.register_buffer("_u", _normalized(u, self.eps))
+        self.register_buffer("_v", _normalized(v, self.eps))
+        self._power_method(weight, 15)
+
+    def _power_method(self, weight: Tensor, n_iter: int) -> None:
+        weight = weight.detach()  # no graph: cheaper than a no_grad context on every call
+        u, v = self._u, self._v
+        for _ in range(n_iter):
+            u = _normalized(torch.mv(weight, v), self.eps)
+            v = _normalized(torch.mv(weight.t(), u), self.eps)
+        # Rebind (no in-place write, no nn.Module.__setattr__ round trip): saved graphs stay valid.
+        self._buffers["_u"] = u
+        self._buffers["_v"] = v
 
     def forward(self, weight: Tensor) -> Tensor:
-        return weight * self.k
+        if self.training:
+            self._power_method(weight, self.n_power_iterations)
+        # sigma / k = (u / k)^T W v: the constant 1/k goes on u (no graph node for it).
+        u = self._u if self.k == 1.0 else self._u / self.k
+        return weight / torch.dot(u, torch.mv(weight, self._v))
+
+    def right_inverse(self, value: Tensor) -> Tensor:
+        return value
 
 
 def apply_lipschitz_bound(linear: nn.Linear, k: float, n_power_iterations: int = 1) -> nn.Linear:
@@ -58,8 +104,9 @@ def apply_lipschitz_bound(linear: nn.Linear, k: float, n_power_iterations: int =
     """
     if not k > 0:
         raise ValueError(f"lipschitz_k must be > 0 or None, got {k}.")
-    spectral_norm(linear, n_power_iterations=n_power_iterations)
-    parametrize.register_parametrization(linear, "weight", _ScaleBy(k))
+    with torch.no_grad():
+        sn = _LipschitzSpectralNorm(linear.weight, k, n_power_iterations)
+    parametrize.register_parametrization(linear, "weight", sn)
     return linear
 
 
@@ -77,6 +124,9 @@ def refine_spectral_norms(module: nn.Module, n_iter: int = 50) -> None:
                 continue
             plist = m.parametrizations.weight
             sn = plist[0]
+            if isinstance(sn, _LipschitzSpectralNorm):
+                sn._power_method(plist.original, n_iter)
+                continue
             if not hasattr(sn, "_u"):  # not torch's spectral normalization
                 continue
             was_training = sn.training
@@ -131,6 +181,7 @@ class MLP(nn.Sequential):
             if i < len(widths) - 2:
                 layers.append(ACTIVATIONS[activation]())
         super().__init__(*layers)
+        self.lipschitz_k = lipschitz_k
         last = layers[-1]
         assert isinstance(last, nn.Linear)
         if lipschitz_k is None:
@@ -140,3 +191,18 @@ class MLP(nn.Sequential):
             for layer in layers:
                 if isinstance(layer, nn.Linear):
                     apply_lipschitz_bound(layer, lipschitz_k)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply the network to ``x`` of shape ``(batch, in_features)``."""
+        if self.lipschitz_k is None:
+            return super().forward(x)
+        for layer in self:
+            plist = getattr(getattr(layer, "parametrizations", None), "weight", None)
+            if plist is not None and len(plist) == 1:
+                # Same value as ``layer(x)``; calls the parametrization directly, skipping the
+                # generic property machinery of torch.nn.utils.parametrize (a large share of a
+                # small layer's cost). Any other parametrization stack goes the generic way.
+                x = F.linear(x, plist[0](plist.original), layer.bias)
+            else:
+                x = layer(x)
+        return x
