@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import numbers
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from flowad.detectors._base import BaseFlowDetector, _check_param, logger, register
+from flowad.exceptions import InputError
 from flowad.flows.flow import Flow
 from flowad.flows.realnvp import build_realnvp
 from flowad.nn.mlp import ACTIVATIONS
@@ -49,6 +52,17 @@ _PARAMS_DOC = """
         Adam weight decay.
     grad_clip : float or None, default=10.0
         Maximum gradient norm per step; None disables clipping.
+    noise_std : float, default=0.0
+        Standard deviation of Gaussian noise added to every training minibatch, in
+        standardized units; smooths the density of discrete or duplicated values.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the (unlabeled) training rows, stop when their
+        trimmed negative log-likelihood has not improved for ``n_iter_no_change`` epochs,
+        and keep the best epoch's weights. Uses no labels.
+    validation_fraction : float in (0, 0.5], default=0.1
+        Share of training rows held out for early stopping.
+    n_iter_no_change : int, default=10
+        Patience of early stopping, in epochs.
     threshold : float or None, default=None
         Fixed anomaly-score threshold; None derives it from ``contamination``.
     dtype : {"float32", "float64"}, default="float32"
@@ -104,6 +118,10 @@ class _RealNVPFamily(BaseFlowDetector):
         lr: float = 1e-3,
         weight_decay: float = 1e-5,
         grad_clip: float | None = 10.0,
+        noise_std: float = 0.0,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
         threshold: float | None = None,
         dtype: str = "float32",
         device: str = "auto",
@@ -122,6 +140,10 @@ class _RealNVPFamily(BaseFlowDetector):
         self.lr = lr
         self.weight_decay = weight_decay
         self.grad_clip = grad_clip
+        self.noise_std = noise_std
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
         self.threshold = threshold
         self.dtype = dtype
         self.device = device
@@ -143,6 +165,13 @@ class _RealNVPFamily(BaseFlowDetector):
         _check_param("s_max", self.s_max, isinstance(self.s_max, numbers.Real) and self.s_max > 0, "a float > 0")
         g = self.grad_clip
         _check_param("grad_clip", g, g is None or (isinstance(g, numbers.Real) and g > 0), "None or a float > 0")
+        ns = self.noise_std
+        _check_param("noise_std", ns, isinstance(ns, numbers.Real) and ns >= 0, "a float >= 0")
+        _check_param("early_stopping", self.early_stopping, isinstance(self.early_stopping, (bool, np.bool_)), "True or False")
+        vf = self.validation_fraction
+        _check_param("validation_fraction", vf, isinstance(vf, numbers.Real) and 0 < vf <= 0.5, "a float in (0, 0.5]")
+        p = self.n_iter_no_change
+        _check_param("n_iter_no_change", p, isinstance(p, numbers.Integral) and p >= 1, "an int >= 1")
 
     @property
     def trim_ratio_(self) -> float:
@@ -166,6 +195,8 @@ class _RealNVPFamily(BaseFlowDetector):
             weight_decay=float(self.weight_decay),
             trim_ratio=self.trim_ratio_,
             grad_clip=None if self.grad_clip is None else float(self.grad_clip),
+            noise_std=float(self.noise_std),
+            patience=int(self.n_iter_no_change),
         )
         name = type(self).__name__
 
@@ -173,10 +204,52 @@ class _RealNVPFamily(BaseFlowDetector):
             if self.verbose and (epoch % 10 == 0 or epoch in (1, config.epochs)):
                 logger.info("%s epoch %d/%d: loss %.4f", name, epoch, config.epochs, loss)
 
-        return fit_flow(flow, Z, config, generator=generator, on_epoch=on_epoch)
+        Z_val = None
+        if self.early_stopping:
+            n_val = int(round(self.validation_fraction * Z.shape[0]))
+            if n_val < 2 or Z.shape[0] - n_val < 2:
+                raise InputError(
+                    f"early_stopping needs at least 2 training and 2 validation rows; {Z.shape[0]} rows with "
+                    f"validation_fraction={self.validation_fraction} give {n_val} validation rows."
+                )
+            order = torch.randperm(Z.shape[0], generator=generator, device=generator.device)
+            Z, Z_val = Z[order[n_val:]], Z[order[:n_val]]
+        return fit_flow(flow, Z, config, generator=generator, on_epoch=on_epoch, X_val=Z_val)
+
+
+def _defaults(**defaults: Any) -> Any:
+    """Class decorator: the family's ``__init__`` with other defaults, and a true signature.
+
+    scikit-learn reads hyper-parameters from ``inspect.signature(cls.__init__)``, which
+    honours ``__signature__``; so ``get_params``, ``clone`` and ``help()`` all see the
+    variant's own defaults, while the one implementation stays in :class:`_RealNVPFamily`.
+    """
+
+    def deco(cls: type[_RealNVPFamily]) -> type[_RealNVPFamily]:
+        base = _RealNVPFamily.__init__
+        sig = inspect.signature(base)
+        unknown = set(defaults) - set(sig.parameters)
+        if unknown:  # pragma: no cover - programming error
+            raise TypeError(f"unknown hyper-parameters {unknown}")
+
+        def __init__(self: _RealNVPFamily, **params: Any) -> None:
+            extra = sorted(set(params) - set(sig.parameters))
+            if extra:
+                raise TypeError(f"{cls.__name__}() got unexpected keyword argument(s) {extra}; valid: {sorted(sig.parameters)[1:]}.")
+            base(self, **{**defaults, **params})
+
+        __init__.__signature__ = sig.replace(  # type: ignore[attr-defined]
+            parameters=[p.replace(default=defaults.get(name, p.default)) for name, p in sig.parameters.items()]
+        )
+        __init__.__doc__ = base.__doc__
+        cls.__init__ = __init__  # type: ignore[method-assign]
+        return cls
+
+    return deco
 
 
 @register("realnvp")
+@_defaults(trim_ratio=0.0, lipschitz_k=None)
 class RealNVP(_RealNVPFamily):
     __doc__ = (
         """Plain RealNVP anomaly detector: maximum likelihood, no trimming, no spectral norm.
@@ -202,31 +275,10 @@ class RealNVP(_RealNVPFamily):
 """
     )
 
-    def __init__(
-        self,
-        *,
-        contamination: float = 0.1,
-        trim_ratio: float | None = 0.0,
-        lipschitz_k: float | None = None,
-        n_couplings: int = 6,
-        hidden: Sequence[int] = (64, 64),
-        activation: str = "relu",
-        s_max: float = 3.0,
-        epochs: int = 100,
-        batch_size: int = 256,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-5,
-        grad_clip: float | None = 10.0,
-        threshold: float | None = None,
-        dtype: str = "float32",
-        device: str = "auto",
-        random_state: Any = None,
-        verbose: int = 0,
-    ) -> None:
-        super().__init__(**{k: v for k, v in locals().items() if k not in ("self", "__class__")})
 
 
 @register("trim-realnvp")
+@_defaults(trim_ratio=None, lipschitz_k=None)
 class TrimRealNVP(_RealNVPFamily):
     __doc__ = (
         """RealNVP trained with the trimmed loss (no spectral normalization).
@@ -243,31 +295,10 @@ class TrimRealNVP(_RealNVPFamily):
 """
     )
 
-    def __init__(
-        self,
-        *,
-        contamination: float = 0.1,
-        trim_ratio: float | None = None,
-        lipschitz_k: float | None = None,
-        n_couplings: int = 6,
-        hidden: Sequence[int] = (64, 64),
-        activation: str = "relu",
-        s_max: float = 3.0,
-        epochs: int = 100,
-        batch_size: int = 256,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-5,
-        grad_clip: float | None = 10.0,
-        threshold: float | None = None,
-        dtype: str = "float32",
-        device: str = "auto",
-        random_state: Any = None,
-        verbose: int = 0,
-    ) -> None:
-        super().__init__(**{k: v for k, v in locals().items() if k not in ("self", "__class__")})
 
 
 @register("robust-realnvp")
+@_defaults(trim_ratio=None, lipschitz_k=1.0)
 class RobustRealNVP(_RealNVPFamily):
     __doc__ = (
         """Robust RealNVP: trimmed loss + k-Lipschitz (spectrally normalized) couplings.
@@ -300,25 +331,3 @@ class RobustRealNVP(_RealNVPFamily):
 """
     )
 
-    def __init__(
-        self,
-        *,
-        contamination: float = 0.1,
-        trim_ratio: float | None = None,
-        lipschitz_k: float | None = 1.0,
-        n_couplings: int = 6,
-        hidden: Sequence[int] = (64, 64),
-        activation: str = "relu",
-        s_max: float = 3.0,
-        epochs: int = 100,
-        batch_size: int = 256,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-5,
-        grad_clip: float | None = 10.0,
-        threshold: float | None = None,
-        dtype: str = "float32",
-        device: str = "auto",
-        random_state: Any = None,
-        verbose: int = 0,
-    ) -> None:
-        super().__init__(**{k: v for k, v in locals().items() if k not in ("self", "__class__")})

@@ -26,6 +26,13 @@ class TrainConfig:
         left out of the loss (0 disables trimming).
     grad_clip : float or None
         Maximum global gradient norm; ``None`` disables clipping.
+    noise_std : float
+        Standard deviation of Gaussian noise added to every training minibatch (in the
+        units of the training data); 0 disables it. Smooths densities of data with
+        discrete or duplicated values.
+    patience : int
+        With validation data, stop after this many epochs without a lower validation loss
+        and restore the best epoch's weights.
     """
 
     epochs: int = 100
@@ -34,6 +41,8 @@ class TrainConfig:
     weight_decay: float = 1e-5
     trim_ratio: float = 0.0
     grad_clip: float | None = 10.0
+    noise_std: float = 0.0
+    patience: int = 10
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -42,5 +51,9 @@ class TrainConfig:
             raise ValueError(f"batch_size must be >= 2, got {self.batch_size}.")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}.")
+        if not self.noise_std >= 0.0:
+            raise ValueError(f"noise_std must be >= 0, got {self.noise_std}.")
+        if self.patience < 1:
+            raise ValueError(f"patience must be >= 1, got {self.patience}.")
         if not 0.0 <= self.trim_ratio < 1.0:
             raise ValueError(f"trim_ratio must be in [0, 1), got {self.trim_ratio}.")

@@ -16,7 +16,7 @@ from flowad.flows.flow import Flow
 from flowad.nn.mlp import refine_spectral_norms
 from flowad.training.config import TrainConfig
 
-__all__ = ["fit_flow", "trimmed_mean", "n_kept", "observe_epochs"]
+__all__ = ["fit_flow", "trimmed_mean", "n_kept", "observe_epochs", "validation_loss"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,17 @@ def trimmed_mean(nll: Tensor, trim_ratio: float) -> Tensor:
     return kept.mean()
 
 
+def validation_loss(flow: Flow, X: Tensor, trim_ratio: float, context: Tensor | None = None, batch: int = 8192) -> float:
+    """Trimmed mean negative log-likelihood of ``X`` (eval mode, no gradients); ``inf`` if not finite."""
+    flow.eval()
+    with torch.inference_mode():
+        nll = torch.cat(
+            [-flow.log_prob(X[i : i + batch], None if context is None else context[i : i + batch]) for i in range(0, X.shape[0], batch)]
+        )
+    value = float(trimmed_mean(nll, trim_ratio))
+    return value if math.isfinite(value) else math.inf
+
+
 def _diverged(epoch: int, step: int, cfg: TrainConfig, value: float) -> TrainingDivergedError:
     return TrainingDivergedError(
         f"Training diverged: the loss became {value} at epoch {epoch}, step {step} "
@@ -75,6 +86,8 @@ def fit_flow(
     generator: torch.Generator,
     context: Tensor | None = None,
     on_epoch: EpochCallback | None = None,
+    X_val: Tensor | None = None,
+    context_val: Tensor | None = None,
 ) -> list[float]:
     """Train ``flow`` on the rows of ``X`` by maximum likelihood; return the per-epoch mean loss.
 
@@ -92,6 +105,11 @@ def fit_flow(
         Per-sample context passed to the flow (e.g. domain indices); batched with ``X``.
     on_epoch : callable, optional
         ``on_epoch(epoch, loss)`` after every epoch.
+    X_val, context_val : Tensor, optional
+        Validation rows (and their context). When given, the trimmed validation loss is
+        computed after every epoch; training stops after ``config.patience`` epochs without
+        improvement and the weights of the best epoch are restored (early stopping). The
+        returned history then ends at the last epoch run.
 
     Raises
     ------
@@ -103,6 +121,7 @@ def fit_flow(
     n = X.shape[0]
     bs = min(config.batch_size, n)
     history: list[float] = []
+    best_loss, best_state, best_epoch = math.inf, None, 0
     flow.train()
     try:
         for epoch in range(1, config.epochs + 1):
@@ -111,7 +130,10 @@ def fit_flow(
             for step, start in enumerate(range(0, n, bs), start=1):
                 idx = order[start : start + bs]
                 ctx = None if context is None else context[idx]
-                nll = -flow.log_prob(X[idx], ctx)
+                xb = X[idx]
+                if config.noise_std > 0:
+                    xb = xb + config.noise_std * torch.randn(xb.shape, generator=generator, device=xb.device, dtype=xb.dtype)
+                nll = -flow.log_prob(xb, ctx)
                 loss = trimmed_mean(nll, config.trim_ratio)
                 if not torch.isfinite(loss):
                     raise _diverged(epoch, step, config, float(loss.detach()))
@@ -130,6 +152,17 @@ def fit_flow(
             for observer in _observers.get():
                 observer(epoch, config.epochs, history[-1])
             logger.debug("epoch %d/%d loss %.4f", epoch, config.epochs, history[-1])
+            if X_val is not None:
+                val = validation_loss(flow, X_val, config.trim_ratio, context_val)
+                flow.train()
+                if val < best_loss:
+                    best_loss, best_epoch = val, epoch
+                    best_state = {k: v.detach().clone() for k, v in flow.state_dict().items()}
+                elif epoch - best_epoch >= config.patience:
+                    logger.debug("early stop at epoch %d; best epoch %d (validation loss %.4f)", epoch, best_epoch, best_loss)
+                    break
+        if best_state is not None:
+            flow.load_state_dict(best_state)
         refine_spectral_norms(flow)
     finally:
         flow.eval()

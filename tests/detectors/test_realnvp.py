@@ -179,6 +179,10 @@ def test_all_constant_columns_is_an_error() -> None:
         ({"device": "tpu"}, "device must be"),
         ({"random_state": "seven"}, "random_state must be None, an int"),
         ({"threshold": float("nan")}, "threshold must be None or a finite float"),
+        ({"noise_std": -0.1}, "noise_std must be a float >= 0"),
+        ({"early_stopping": "yes"}, "early_stopping must be True or False"),
+        ({"validation_fraction": 0.9}, r"validation_fraction must be a float in \(0, 0.5\]"),
+        ({"n_iter_no_change": 0}, "n_iter_no_change must be an int >= 1"),
     ],
 )
 def test_bad_hyper_parameters_name_themselves(params: dict, match: str) -> None:
@@ -248,3 +252,25 @@ def test_sklearn_generic_estimator_checks() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             getattr(ec, name)("RobustRealNVP", est)
+
+
+def test_early_stopping_restores_the_best_epoch(data: tuple) -> None:
+    X = data[0]
+    det = RealNVP(**{**FAST, "epochs": 60}, lr=1e-2, early_stopping=True, n_iter_no_change=3, random_state=0).fit(X)
+    assert len(det.history_) < 60  # stopped early
+    with pytest.raises(InputError, match="early_stopping needs at least 2"):
+        RealNVP(**FAST, early_stopping=True).fit(X[:5])
+
+
+def test_noise_changes_training_and_stays_reproducible(data: tuple) -> None:
+    X, _, X_test, _ = data
+    a = RealNVP(**FAST, noise_std=0.1, random_state=0).fit(X).decision_function(X_test)
+    b = RealNVP(**FAST, noise_std=0.1, random_state=0).fit(X).decision_function(X_test)
+    c = RealNVP(**FAST, random_state=0).fit(X).decision_function(X_test)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_unknown_keyword_names_the_class() -> None:
+    with pytest.raises(TypeError, match=r"RobustRealNVP\(\) got unexpected keyword argument\(s\) \['hiden'\]"):
+        RobustRealNVP(hiden=(3,))
