@@ -16,7 +16,11 @@ Two measurements, each producing figures from one run:
    ``VmHWM``, reset through ``/proc/self/clear_refs`` just before ``adapt``) minus the resident
    size just before, and the peak of the allocations that ``tracemalloc`` sees (numpy; torch's
    CPU allocator is not traced, which is why RSS is the primary figure). Chunks are generated
-   on the fly from per-chunk seeds, so nothing of size N is ever held.
+   on the fly from per-chunk seeds, so nothing of size N is ever held. Each row count runs
+   under glibc's default allocator and under a fixed ``MALLOC_MMAP_THRESHOLD_``: by default
+   glibc raises its mmap threshold after large blocks are freed and then serves them from the
+   heap, whose fragmentation raises the peak RSS with the number of chunks even though the
+   live memory (tracemalloc) does not grow; the fixed threshold isolates that effect.
 """
 
 from __future__ import annotations
@@ -61,6 +65,10 @@ class AdaptationBenchConfig:
     repeats: int = 7
     memory_rows: tuple[int, ...] = (10_000, 1_000_000)
     chunk_size: int = 10_000
+    #: glibc settings of the memory runs: None = the default allocator; a number = a fixed
+    #: ``MALLOC_MMAP_THRESHOLD_`` in bytes (large blocks always mmapped, so freed chunks go back
+    #: to the OS instead of fragmenting the heap).
+    mmap_thresholds: tuple[int | None, ...] = (None, 1 << 20)
     dtype: str = "float32"
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -191,17 +199,23 @@ def _proc_status_mb(key: str) -> float:
 
 def _memory(cfg: AdaptationBenchConfig, model_path: Path) -> list[dict[str, Any]]:
     out = []
-    for rows in cfg.memory_rows:
-        code = (
-            "import json, sys; from flowad.bench.adaptation import _memory_child; "
-            f"print(json.dumps(_memory_child({str(model_path)!r}, {int(rows)}, {int(cfg.chunk_size)}, {int(cfg.seed)})))"
-        )
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        logger.info("streaming adaptation of %d rows in a child process", rows)
-        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
-        if res.returncode != 0:
-            raise RuntimeError(f"memory measurement for {rows} rows failed:\n{res.stderr[-2000:]}")
-        out.append(json.loads(res.stdout.strip().splitlines()[-1]))
+    for threshold in cfg.mmap_thresholds:
+        for rows in cfg.memory_rows:
+            code = (
+                "import json, sys; from flowad.bench.adaptation import _memory_child; "
+                f"print(json.dumps(_memory_child({str(model_path)!r}, {int(rows)}, {int(cfg.chunk_size)}, {int(cfg.seed)})))"
+            )
+            env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+            env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+            if threshold is not None:
+                env["MALLOC_MMAP_THRESHOLD_"] = str(int(threshold))
+            logger.info("streaming adaptation of %d rows in a child process (mmap threshold %s)", rows, threshold)
+            res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+            if res.returncode != 0:
+                raise RuntimeError(f"memory measurement for {rows} rows failed:\n{res.stderr[-2000:]}")
+            record = json.loads(res.stdout.strip().splitlines()[-1])
+            record["allocator"] = "glibc default" if threshold is None else f"MALLOC_MMAP_THRESHOLD_={int(threshold)}"
+            out.append(record)
     return out
 
 
@@ -262,12 +276,13 @@ def format_report(result: dict[str, Any]) -> str:
         "",
         f"streaming adaptation memory (chunks of {c['chunk_size']} rows generated on the fly; fresh process per row count;"
         f" at most {CALIBRATION_MAX_ROWS} threshold scores kept):",
-        f"{'rows':>10} {'passes':>6} {'seconds':>8} {'RSS before MB':>14} {'RSS peak MB':>12} {'peak increase MB':>17} {'tracemalloc peak MB':>20}",
+        f"{'allocator':<32} {'rows':>10} {'passes':>6} {'seconds':>8} {'RSS before MB':>14} {'RSS peak MB':>12} "
+        f"{'peak increase MB':>17} {'tracemalloc peak MB':>20}",
     ]
     for m in result["memory"]:
         inc = "n/a" if m["rss_peak_increase_mb"] is None else f"{m['rss_peak_increase_mb']:.1f}"
         lines.append(
-            f"{m['rows']:>10} {m['passes']:>6} {m['seconds']:>8.1f} {m['rss_before_mb']:>14.1f} {m['rss_peak_mb']:>12.1f} "
+            f"{m['allocator']:<32} {m['rows']:>10} {m['passes']:>6} {m['seconds']:>8.1f} {m['rss_before_mb']:>14.1f} {m['rss_peak_mb']:>12.1f} "
             f"{inc:>17} {m['tracemalloc_peak_mb']:>20.1f}"
         )
     return "\n".join(lines)

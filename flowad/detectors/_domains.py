@@ -180,7 +180,7 @@ class DomainDetector(BaseFlowDetector):
             raise InputError(f"Every domain needs at least 2 rows in X to estimate its statistics; got {few}.")
         for u, c in zip(uniq, counts, strict=True):
             if c < MIN_ADAPT_SAMPLES:
-                warnings.warn(_few_rows_message(str(u), int(c)), UserWarning, stacklevel=4)
+                warnings.warn(_few_rows_message(str(u), int(c)), UserWarning, stacklevel=3)
         return [str(u) for u in uniq], index.astype(np.int64)
 
     def fit(self, X: Any, y: Any = None, *, domains: Any = None) -> DomainDetector:
@@ -314,6 +314,16 @@ class DomainDetector(BaseFlowDetector):
         -----
         UserWarning
             With fewer than :data:`MIN_ADAPT_SAMPLES` rows.
+
+        Notes
+        -----
+        Passes over the data (AdaFlow): in memory, **one** forward pass computes every AdaBN
+        layer's statistics in order (layer ``j`` from inputs normalized with the new statistics
+        of layers ``< j``) and, from the same pass, the scores that set the threshold.
+        Streamed, **one pass per AdaBN layer** (2 for the default architecture; pass ``j`` runs
+        the stack only up to layer ``j``) plus **one scoring pass** for the threshold; memory is
+        O(D) per layer plus one chunk, whatever the number of rows. ``chunk_size`` splits
+        arrays only; a chunk source's chunks are used as they come.
         """
         check_is_fitted(self)
         name = domain_name(domain)
@@ -492,7 +502,7 @@ def _check_rows(n: int, name: str) -> None:
     if n < 2:
         raise InputError(f"Domain {name!r} needs at least 2 rows to estimate a variance, got {n}.")
     if n < MIN_ADAPT_SAMPLES:
-        warnings.warn(_few_rows_message(name, n), UserWarning, stacklevel=4)
+        warnings.warn(_few_rows_message(name, n), UserWarning, stacklevel=3)
 
 
 def clone_flow(flow: Flow) -> Flow:
