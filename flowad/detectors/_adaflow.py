@@ -92,8 +92,11 @@ class AdaFlow(DomainDetector):
     threshold_ : float
         Quantile of all training scores pooled (scikit-learn compatibility only).
     mean_, scale_, constant_features_, decision_scores_, labels_, history_, n_features_in_
-        As in :class:`~flowad.RealNVP`. Standardization is global (pooled training domains);
-        per-domain shifts are left to the AdaBN layers.
+        As in :class:`~flowad.RealNVP`. Standardization is global (fitted on the pooled
+        training domains) and is never refitted by ``adapt``: all domains share one input
+        space (needed by :meth:`translate`), its log-determinant is the same constant for
+        every domain, and each domain's shift and scale are removed by the first
+        LU-linear -> AdaBN pair, whose statistics are exact per domain.
 
     Examples
     --------
