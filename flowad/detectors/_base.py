@@ -17,7 +17,7 @@ import logging
 import numbers
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -235,6 +235,37 @@ class BaseFlowDetector(OutlierMixin, BaseEstimator):
     def _log_prob(self, Z: torch.Tensor) -> torch.Tensor:
         return self.flow_.log_prob(Z)
 
+    @property
+    def _score_offset(self) -> float:
+        """Added to the model's log-density to give ``score_samples`` (the standardization's log-det)."""
+        return -self._log_scale_sum
+
+    def _check_scores(self, scores: np.ndarray) -> None:
+        """Raise :class:`NonFiniteError` naming the rows whose score is NaN or infinite."""
+        bad = ~np.isfinite(scores)
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            raise NonFiniteError(
+                f"The score of {rows.size} row(s) (first: {rows[:5].tolist()}) is not finite. "
+                "Their values lie far outside the training range"
+                + (" and overflow float32; refit with dtype='float64'." if self.dtype == "float32" else ".")
+            )
+
+    def _batched_log_density(self, X: np.ndarray, log_density: Callable[[torch.Tensor], torch.Tensor] | None = None) -> np.ndarray:
+        """Log-density in input space of validated rows ``X``, ``SCORE_BATCH`` rows per pass.
+
+        ``log_density(Z)`` maps standardized rows to the model's log-density (default: the
+        flow's); the standardization's log-det is added and non-finite values are refused.
+        """
+        fn = self._log_prob if log_density is None else log_density
+        out = np.empty(X.shape[0], dtype=np.float64)
+        with torch.inference_mode():
+            for start in range(0, X.shape[0], SCORE_BATCH):
+                out[start : start + SCORE_BATCH] = fn(self._standardize(X[start : start + SCORE_BATCH])).double().cpu().numpy()
+        out += self._score_offset
+        self._check_scores(out)
+        return out
+
     def score_samples(self, X: Any) -> np.ndarray:
         """Log-density of each row of ``X`` under the fitted flow (higher = more normal).
 
@@ -253,22 +284,7 @@ class BaseFlowDetector(OutlierMixin, BaseEstimator):
             from the training data in float32); the message names the rows.
         """
         check_is_fitted(self)
-        X = self._check_input(X)
-        out = np.empty(X.shape[0], dtype=np.float64)
-        with torch.inference_mode():
-            for start in range(0, X.shape[0], SCORE_BATCH):
-                Z = self._standardize(X[start : start + SCORE_BATCH])
-                out[start : start + SCORE_BATCH] = self._log_prob(Z).double().cpu().numpy()
-        out -= self._log_scale_sum
-        bad = ~np.isfinite(out)
-        if bad.any():
-            rows = np.flatnonzero(bad)
-            raise NonFiniteError(
-                f"The log-density of {rows.size} row(s) (first: {rows[:5].tolist()}) is not finite. "
-                "Their values lie far outside the training range"
-                + (" and overflow float32; refit with dtype='float64'." if self.dtype == "float32" else ".")
-            )
-        return out
+        return self._batched_log_density(self._check_input(X))
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Anomaly score of each row: the negative log-likelihood (higher = more anomalous).

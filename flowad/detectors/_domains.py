@@ -31,7 +31,6 @@ import torch
 
 from flowad._validation import check_is_fitted
 from flowad.detectors._base import (
-    SCORE_BATCH,
     BaseFlowDetector,
     _check_param,
     logger,
@@ -39,7 +38,7 @@ from flowad.detectors._base import (
     seed_from,
     seeded_torch,
 )
-from flowad.exceptions import InputError, ModelFileError, NonFiniteError, UnknownDomainError
+from flowad.exceptions import InputError, ModelFileError, UnknownDomainError
 from flowad.flows.flow import Flow
 from flowad.training import TrainConfig, fit_flow
 
@@ -129,11 +128,6 @@ class DomainDetector(BaseFlowDetector):
 
     def _restore(self, index: int, snapshot: Any) -> None:
         """Put back what ``_snapshot`` returned."""
-
-    @property
-    def _score_offset(self) -> float:
-        """Added to ``_log_density`` to give ``score_samples`` (the standardization's log-det)."""
-        return -self._log_scale_sum
 
     # ------------------------------------------------------------------------------ fit
     def _validate_params(self) -> None:
@@ -411,26 +405,9 @@ class DomainDetector(BaseFlowDetector):
         return self
 
     # --------------------------------------------------------------------------- scoring
-    def _check_scores(self, scores: np.ndarray) -> None:
-        bad = ~np.isfinite(scores)
-        if bad.any():
-            rows = np.flatnonzero(bad)
-            raise NonFiniteError(
-                f"The anomaly score of {rows.size} row(s) (first: {rows[:5].tolist()}) is not finite. "
-                "Their values lie far outside the range seen in fit/adapt"
-                + (" and overflow float32; refit with dtype='float64'." if self.dtype == "float32" else ".")
-            )
-
     def _scores(self, X: np.ndarray, index: int) -> np.ndarray:
         """Anomaly scores of validated rows ``X`` in domain ``index``, in batches."""
-        out = np.empty(X.shape[0], dtype=np.float64)
-        with torch.inference_mode():
-            for start in range(0, X.shape[0], SCORE_BATCH):
-                Z = self._standardize(X[start : start + SCORE_BATCH])
-                out[start : start + SCORE_BATCH] = self._log_density(Z, index).double().cpu().numpy()
-        out = -(out + self._score_offset)
-        self._check_scores(out)
-        return out
+        return -self._batched_log_density(X, lambda Z: self._log_density(Z, index))
 
     def score_samples(self, X: Any, domain: Any = None) -> np.ndarray:
         """Log-density of each row of ``X`` in ``domain`` (higher = more normal).
