@@ -20,12 +20,12 @@ app.add_typer(bench_app, name="bench")
 
 # Command modules register themselves on import.
 from flowad.cli import _demo  # noqa: E402,F401
-from flowad.cli import _bench_two_moons  # noqa: E402,F401
-from flowad.cli import _bench_speed  # noqa: E402,F401
-from flowad.cli import _bench_odds  # noqa: E402,F401
 from flowad.cli import _model  # noqa: E402,F401
 from flowad.cli import _deploy  # noqa: E402,F401
 from flowad.cli import _bench_throughput  # noqa: E402,F401
+from flowad.cli import _bench_odds  # noqa: E402,F401
+from flowad.cli import _bench_two_moons  # noqa: E402,F401
+from flowad.cli import _bench_speed  # noqa: E402,F401
 from flowad.cli import _bench_adaptation  # noqa: E402,F401
 
 
