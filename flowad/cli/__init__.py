@@ -23,6 +23,7 @@ from flowad.cli import _demo  # noqa: E402,F401
 from flowad.cli import _model  # noqa: E402,F401
 from flowad.cli import _deploy  # noqa: E402,F401
 from flowad.cli import _bench_throughput  # noqa: E402,F401
+from flowad.cli import _bench_defaults  # noqa: E402,F401
 from flowad.cli import _bench_odds  # noqa: E402,F401
 from flowad.cli import _bench_two_moons  # noqa: E402,F401
 from flowad.cli import _bench_speed  # noqa: E402,F401
