@@ -126,14 +126,6 @@ def refine_spectral_norms(module: nn.Module, n_iter: int = 50) -> None:
             sn = plist[0]
             if isinstance(sn, _LipschitzSpectralNorm):
                 sn._power_method(plist.original, n_iter)
-                continue
-            if not hasattr(sn, "_u"):  # not torch's spectral normalization
-                continue
-            was_training = sn.training
-            sn.train()
-            for _ in range(n_iter):
-                sn(plist.original)
-            sn.train(was_training)
 
 
 def spectral_norms(module: nn.Module) -> list[float]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import warnings
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ import flowad
 from flowad import AdaFlow, InputError, NotFittedError, UnknownDomainError
 from flowad.bijections.adabn import EPS_VAR
 from flowad.detectors._domains import CALIBRATION_MAX_ROWS, MIN_ADAPT_SAMPLES, reservoir_merge
+from tests.contracts.sklearn_checks import run_generic_checks
 
 D = 4
 
@@ -326,22 +326,6 @@ def test_reservoir_keeps_a_bounded_uniform_reproducible_sample() -> None:
 @pytest.mark.parametrize("cls", ["AdaFlow", "BatchNormFlow", "AutoEncoder"])
 def test_sklearn_generic_estimator_checks(cls: str) -> None:
     """scikit-learn's generic checks that do not assume +-1 outlier labels (one domain)."""
-    from sklearn.utils import estimator_checks as ec
-
     kw = {"hidden": (8,)} if cls == "AutoEncoder" else {}
     est = getattr(flowad, cls)(epochs=2, dtype="float64", random_state=0, device="cpu", **kw)
-    checks = [
-        "check_get_params_invariance", "check_set_params", "check_parameters_default_constructible",
-        "check_no_attributes_set_in_init", "check_estimators_dtypes", "check_fit_score_takes_y",
-        "check_estimators_fit_returns_self", "check_estimators_empty_data_messages", "check_estimators_nan_inf",
-        "check_dont_overwrite_parameters", "check_n_features_in", "check_fit2d_1sample", "check_fit2d_1feature",
-        "check_fit1d", "check_estimators_overwrite_params", "check_estimator_repr", "check_fit_check_is_fitted",
-        "check_n_features_in_after_fitting", "check_estimators_unfitted", "check_dict_unchanged",
-        "check_methods_sample_order_invariance", "check_methods_subset_invariance", "check_fit_idempotent",
-        "check_estimators_pickle", "check_readonly_memmap_input", "check_f_contiguous_array_estimator",
-        "check_complex_data", "check_dtype_object", "check_mixin_order",
-    ]  # fmt: skip
-    for name in checks:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            getattr(ec, name)(cls, est)
+    run_generic_checks(est)

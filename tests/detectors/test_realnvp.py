@@ -11,6 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from flowad import NotFittedError, RealNVP, RobustRealNVP, TrimRealNVP
 from flowad.exceptions import InputError
+from tests.contracts.sklearn_checks import run_generic_checks
 
 FAST = {"n_couplings": 2, "hidden": (16,), "epochs": 8, "batch_size": 64}
 CLASSES = [RealNVP, TrimRealNVP, RobustRealNVP]
@@ -232,26 +233,9 @@ def test_pickle_round_trip_for_joblib(data: tuple) -> None:
 
 def test_sklearn_generic_estimator_checks() -> None:
     """scikit-learn's generic checks that do not assume +-1 outlier labels."""
-    import warnings
-
-    from sklearn.utils import estimator_checks as ec
 
     est = RobustRealNVP(epochs=2, n_couplings=2, hidden=(8,), dtype="float64", random_state=0)
-    checks = [
-        "check_get_params_invariance", "check_set_params", "check_parameters_default_constructible",
-        "check_no_attributes_set_in_init", "check_estimators_dtypes", "check_fit_score_takes_y",
-        "check_estimators_fit_returns_self", "check_estimators_empty_data_messages", "check_estimators_nan_inf",
-        "check_dont_overwrite_parameters", "check_n_features_in", "check_fit2d_1sample", "check_fit2d_1feature",
-        "check_fit1d", "check_estimators_overwrite_params", "check_estimator_repr", "check_fit_check_is_fitted",
-        "check_n_features_in_after_fitting", "check_estimators_unfitted", "check_dict_unchanged",
-        "check_methods_sample_order_invariance", "check_methods_subset_invariance", "check_fit_idempotent",
-        "check_estimators_pickle", "check_readonly_memmap_input", "check_f_contiguous_array_estimator",
-        "check_complex_data", "check_dtype_object", "check_mixin_order",
-    ]  # fmt: skip
-    for name in checks:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            getattr(ec, name)("RobustRealNVP", est)
+    run_generic_checks(est)
 
 
 def test_early_stopping_restores_the_best_epoch(data: tuple) -> None:
