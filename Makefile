@@ -9,7 +9,7 @@ STAMP := $(VENV)/.flowad-installed
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev,bench,onnx]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev,bench,onnx,audio]"
 	touch $(STAMP)
 
 setup: $(STAMP)
