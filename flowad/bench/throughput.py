@@ -4,6 +4,7 @@ Every scorer runs on one thread (``torch.set_num_threads(1)``, onnxruntime
 ``intra_op_num_threads=1``, IForest ``n_jobs=1``) over the same rows; scorers are timed
 round-robin for ``repeats`` rounds so a load change on the machine hits all of them alike,
 and the table reports each scorer's median rows per second and its ratio to IForest's.
+Two flowad architectures are timed: the default (6 couplings x (64, 64)) and a compact one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-__all__ = ["run_throughput", "format_throughput"]
+__all__ = ["run_throughput", "format_throughput", "COMPACT"]
+
+#: A compact architecture, shown beside the default to make the speed/size trade-off visible
+#: (on the defaults sweep it scored about as well: ``results/defaults/README.md``).
+COMPACT: dict[str, object] = {"n_couplings": 4, "hidden": (32, 32)}
+COMPACT_LABEL = "4 x (32, 32)"
 
 
 def _timed(fn: Callable[[], object]) -> float:
@@ -61,15 +67,18 @@ def run_throughput(
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        flow = RobustRealNVP(epochs=epochs, random_state=seed, device="cpu").fit(X_train)
+        flows = {
+            "RobustRealNVP": RobustRealNVP(epochs=epochs, random_state=seed, device="cpu").fit(X_train),
+            f"RobustRealNVP {COMPACT_LABEL}": RobustRealNVP(epochs=epochs, random_state=seed, device="cpu", **COMPACT).fit(X_train),
+        }
         iforest = IForest(random_state=seed, n_jobs=1).fit(X_train)
         with tempfile.TemporaryDirectory() as tmp:
-            onnx = OnnxScorer(export_onnx(flow, Path(tmp) / "m.onnx")["scoring"])
-            scorers: dict[str, Callable[[], object]] = {
-                "flowad RobustRealNVP (PyTorch)": lambda: flow.decision_function(X_score),
-                "flowad RobustRealNVP (onnxruntime)": lambda: onnx.decision_function(X_score),
-                "PyOD IForest": lambda: iforest.decision_function(X_score),
-            }
+            scorers: dict[str, Callable[[], object]] = {}
+            for i, (name, det) in enumerate(flows.items()):
+                onnx = OnnxScorer(export_onnx(det, Path(tmp) / f"m{i}.onnx")["scoring"])
+                scorers[f"flowad {name} (PyTorch)"] = lambda det=det: det.decision_function(X_score)
+                scorers[f"flowad {name} (onnxruntime)"] = lambda onnx=onnx: onnx.decision_function(X_score)
+            scorers["PyOD IForest"] = lambda: iforest.decision_function(X_score)
             times: dict[str, list[float]] = {name: [] for name in scorers}
             for round_no in range(repeats + 1):
                 for name, fn in scorers.items():
