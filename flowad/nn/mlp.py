@@ -24,11 +24,26 @@ from torch.nn.utils import parametrize
 
 __all__ = ["ACTIVATIONS", "MLP", "apply_lipschitz_bound", "refine_spectral_norms", "spectral_norms"]
 
+class Tanh(nn.Module):
+    """tanh; without autograd it is computed as ``2 * sigmoid(2x) - 1``.
+
+    The same function (max difference ~2e-7 in float32): PyTorch's CPU sigmoid kernel is
+    several times faster than its tanh kernel, and tanh dominates the cost of scoring with
+    tanh conditioners. With autograd on (training) and in ONNX export, plain
+    :func:`torch.tanh` is used.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if (torch.is_grad_enabled() and x.requires_grad) or torch.onnx.is_in_onnx_export():
+            return torch.tanh(x)  # ONNX runtimes have a fast Tanh
+        return torch.sigmoid(x * 2.0).mul_(2.0).sub_(1.0)
+
+
 #: Activation names accepted by :class:`MLP`; all are 1-Lipschitz.
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "leaky_relu": nn.LeakyReLU,
-    "tanh": nn.Tanh,
+    "tanh": Tanh,
     "elu": nn.ELU,
     "silu": nn.SiLU,
 }

@@ -43,3 +43,17 @@ def test_invalid_k_and_activation() -> None:
         MLP(2, 2, lipschitz_k=0.0)
     with pytest.raises(ValueError, match="activation must be one of"):
         MLP(2, 2, activation="gelu2")
+
+
+def test_fast_tanh_equals_tanh_with_and_without_autograd() -> None:
+    from flowad.nn.mlp import Tanh
+
+    x = torch.randn(500, 7, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(Tanh()(x), torch.tanh(x), atol=1e-15, rtol=0)
+    xg = x.clone().requires_grad_(True)
+    y = Tanh()(xg)
+    y.sum().backward()
+    torch.testing.assert_close(xg.grad, 1 - torch.tanh(x) ** 2)
+    with torch.inference_mode():
+        torch.testing.assert_close(Tanh()(x.float()), torch.tanh(x.float()), atol=1e-6, rtol=0)
