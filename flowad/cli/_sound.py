@@ -114,17 +114,22 @@ def score(
         None, help="Score every file in this domain (default: each file's domain from its name)."
     ),
     split: str = typer.Option("test", help="Files to score: 'test' (and those of unknown split), 'train' or 'all'."),
+    aggregate: str = typer.Option(None, help="Override the model's frame aggregation: 'mean', 'median' or 'max'."),
     cache: Path = typer.Option(None, help="Folder for cached per-file features."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Write one row per file: file, machine, section, domain, label, score (higher = more anomalous)."""
-    from flowad.audio_pipeline import SoundDetector
+    from flowad.audio_pipeline import AGGREGATES, SoundDetector
     from flowad.io.tables import write_table
 
     if split not in _SPLITS:
         raise InputError(f"--split must be one of {list(_SPLITS)}, got {split!r}.")
+    if aggregate is not None and aggregate not in AGGREGATES:
+        raise InputError(f"--aggregate must be one of {list(AGGREGATES)}, got {aggregate!r}.")
     check_output(output)
     sd = SoundDetector.load(model_file, cache_dir=cache, progress=not quiet)
+    if aggregate is not None:
+        sd.aggregate = aggregate
     table = sd.score(folder, domain=domain, split=_SPLITS[split])
     write_table(table, output)
     if not quiet:

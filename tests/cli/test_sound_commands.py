@@ -52,6 +52,24 @@ def test_fit_adapt_score(dcase: Path, tmp_path: Path) -> None:
     result = _run("sound", "score", adapted, dcase, "-o", scores, "--domain", "pooled", "--split", "all", "-q")
     assert result.exit_code == 0, result.output
     assert len(pd.read_csv(scores)) == 10
+    worst = tmp_path / "worst.csv"
+    result = _run(
+        "sound",
+        "score",
+        adapted,
+        dcase,
+        "-o",
+        worst,
+        "--domain",
+        "pooled",
+        "--split",
+        "all",
+        "--aggregate",
+        "max",
+        "-q",
+    )
+    assert result.exit_code == 0, result.output
+    assert (pd.read_csv(worst)["score"] > pd.read_csv(scores)["score"]).all()  # the worst frame is above the mean
 
 
 def test_one_line_errors(tmp_path: Path, dcase: Path) -> None:
@@ -71,3 +89,5 @@ def test_one_line_errors(tmp_path: Path, dcase: Path) -> None:
     assert result.exit_code == 2 and "elsewhere" in result.output
     result = _run("sound", "score", model, dcase, "-o", tmp_path / "s.csv", "--split", "dev")
     assert result.exit_code == 2 and "--split" in result.output
+    result = _run("sound", "score", model, dcase, "-o", tmp_path / "s.csv", "--aggregate", "sum")
+    assert result.exit_code == 2 and "--aggregate" in result.output
