@@ -43,8 +43,8 @@ A file's anomaly score is the **mean of its frames' anomaly scores** (negative l
 per context-window frame, in nats, from :meth:`AdaFlow.decision_function` in the file's domain).
 This is the DCASE Task 2 baselines' convention (they average frame reconstruction errors over
 the clip). It equals the clip's negative log-likelihood under independent frames divided by the
-number of frames, so files of different lengths are comparable, and a mean is robust to one
-odd frame. Its weakness is dilution: a short transient anomaly (a knock in a 10 s clip) moves
+number of frames, so files of different lengths are comparable, and averaging smooths the
+frame-to-frame noise of the score. Its weakness is dilution: a short transient anomaly (a knock in a 10 s clip) moves
 the mean little; ``aggregate="max"`` (the worst frame) or ``"median"`` are offered for that
 trade-off. The frame-level thresholds of AdaFlow (``thresholds_``) do not apply to file
 means, so no 0/1 label is produced: rank files by score, or calibrate a threshold on normal
@@ -271,8 +271,10 @@ class SoundDetector:
         source : path-like
             Folder of machine-sound files (see :func:`scan_sound_folder`).
         adapt_target : bool, default=True
-            Train on the non-target domains, then adapt each DCASE target domain from its
-            normal training files (forward passes only). False: train on all domains jointly.
+            Train on the non-target domains, then adapt each domain made only of DCASE target
+            files from its normal training files (forward passes only); a domain that also holds
+            source files (``domain_by="section"``, say) is trained on. False: train on all
+            domains jointly.
 
         Returns
         -------
@@ -286,7 +288,9 @@ class SoundDetector:
         """
         files = _training_files(self.scan(source), "fit", source)
         feats = self.features(files["path"])
-        targets = files["dcase_domain"].eq("target").to_numpy() if adapt_target else np.zeros(len(files), dtype=bool)
+        targets = files["dcase_domain"].eq("target").to_numpy() & adapt_target
+        # a domain that also has non-target files (domain_by="section", say) is trained, not adapted
+        targets = targets & ~files["domain"].isin(set(files["domain"][~targets])).to_numpy()
         if targets.all():
             raise InputError(
                 f"All {len(files)} normal training files in {source} are from DCASE target domains; "

@@ -109,6 +109,26 @@ def test_adapt_and_explicit_domain(dcase: Path) -> None:
         sd.score(dcase, domain="nowhere")
 
 
+def test_section_domains_train_on_source_and_target(dcase: Path) -> None:
+    sd = SoundDetector(AdaFlow(epochs=1, random_state=0), SMALL, domain_by="section").fit(dcase)
+    train = sorted((dcase / "fan/train").glob("*.wav"))
+    assert sd.domains_ == ["fan/section_00"]
+    assert sd.detector.domain_counts_["fan/section_00"] == sum(file_features(p, SMALL).shape[0] for p in train)
+
+
+def test_dcase2020_layout(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    for split, label, n in [("train", "normal", 3), ("test", "normal", 1), ("test", "anomaly", 1)]:
+        folder = tmp_path / "pump" / split
+        folder.mkdir(parents=True, exist_ok=True)
+        for k in range(n):
+            sf.write(folder / f"{label}_id_02_{k:08d}.wav", _hum(rng, 150, 1.0, label == "anomaly"), SR)
+    sd = _small(epochs=2).fit(tmp_path)
+    assert sd.domains_ == ["pump/id_02"]
+    scores = sd.score(tmp_path)
+    assert list(scores["y"]) == [1, 0] and np.isfinite(scores["score"]).all()
+
+
 def test_aggregates() -> None:
     s = np.array([1.0, 2.0, 3.0, 10.0])
     assert aggregate_frames(s) == 4.0
