@@ -42,24 +42,28 @@ from __future__ import annotations
 
 import json
 import logging
-import platform
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from sklearn.covariance import LedoitWolf
 from sklearn.ensemble import IsolationForest
-from sklearn.metrics import roc_auc_score
 
 from flowad.bench.report import format_mean_std, frame_to_markdown
 from flowad.bench.runner import torch_threads
+from flowad.bench.shift import (
+    lookup,
+    metric_table,
+    metrics,
+    summarize,
+    timing_table,
+)
 from flowad.detectors import AdaFlow, AutoEncoder, BatchNormFlow
 from flowad.exceptions import InputError
 from flowad.features.vibration import feature_names, femto_features
@@ -101,8 +105,6 @@ LATE_LIFE = (0.85, 0.97)
 #: the healthy window (the README's mid-life window 0.55-0.70 is not in the data folder).
 DRIFT_NORMAL = (0.05, 0.30)
 DRIFT_POSITIVE = (0.40, 0.50)
-#: Max false-positive rate of the partial AUC.
-PAUC_MAX_FPR = 0.1
 #: A standard deviation at most this is treated as 0 (scale 1) when standardizing.
 CONSTANT_STD = 1e-12
 #: Columns of ``results.csv``.
@@ -174,12 +176,6 @@ def _gauss_scores(train: np.ndarray, test: np.ndarray) -> np.ndarray:
 def _iforest_scores(train: np.ndarray, test: np.ndarray, trees: int, seed: int) -> np.ndarray:
     model = IsolationForest(n_estimators=trees, random_state=seed, n_jobs=1).fit(train)
     return -model.score_samples(test)
-
-
-def _metrics(y: np.ndarray, score: np.ndarray) -> tuple[float, float]:
-    if not np.isfinite(score).all():
-        return float("nan"), float("nan")
-    return float(roc_auc_score(y, score)), float(roc_auc_score(y, score, max_fpr=PAUC_MAX_FPR))
 
 
 @dataclass
@@ -300,7 +296,7 @@ def run_vibration_task(
             for method in METHODS:
                 if method not in scores:
                     continue
-                auroc, pauc = _metrics(y, scores[method])
+                auroc, pauc = metrics(y, scores[method])
                 rows.append(
                     {
                         "experiment": experiment,
@@ -371,43 +367,6 @@ def published_baselines() -> pd.DataFrame:
     return pd.read_csv(io.StringIO(text), comment="#")
 
 
-def summarize(results: pd.DataFrame, metric: str = "auroc") -> pd.DataFrame:
-    """Mean ± std over seeds of the mean over targets, per experiment × method × N.
-
-    Returns
-    -------
-    DataFrame with columns experiment, method, n_adapt, mean, std, n_seeds
-    """
-    per_seed = results.groupby(["experiment", "method", "n_adapt", "seed"])[metric].mean().reset_index()
-    agg = per_seed.groupby(["experiment", "method", "n_adapt"])[metric].agg(["mean", "std", "count"]).reset_index()
-    agg["std"] = agg["std"].fillna(0.0)
-    return agg.rename(columns={"count": "n_seeds"})
-
-
-def _lookup(summary: pd.DataFrame, experiment: str, method: str, n: int) -> tuple[float, float]:
-    row = summary[(summary.experiment == experiment) & (summary.method == method) & (summary.n_adapt == n)]
-    if row.empty:
-        return float("nan"), float("nan")
-    return float(row["mean"].iloc[0]), float(row["std"].iloc[0])
-
-
-def _metric_table(results: pd.DataFrame, metric: str, experiment: str, methods: Sequence[str], ns: Sequence[int],
-                  published: pd.DataFrame | None = None) -> str:
-    summary = summarize(results, metric)
-    table = {}
-    for m in methods:
-        if summary[(summary.experiment == experiment) & (summary.method == m)].empty:
-            continue
-        row = {}
-        for n in ns:
-            row[f"N={n}"] = format_mean_std(*_lookup(summary, experiment, m, n))
-            if published is not None:
-                p = published[(published.experiment == experiment) & (published.method == m) & (published.n_adapt == n)]
-                row[f"N={n} README (published)"] = f"{float(p.auroc.iloc[0]):.3f}" if not p.empty else ""
-        table[m] = row
-    return frame_to_markdown(pd.DataFrame.from_dict(table, orient="index"), "method")
-
-
 CAVEATS = """\
 **Caveats (from the data README; they apply to every number here).** The label marks a stage of
 life, not a verified fault: for 8 of 17 bearings the vibration level in the late-life window is
@@ -448,15 +407,15 @@ def vibration_markdown(results: pd.DataFrame, config: VibrationBenchConfig, comm
         "",
         "## AUROC, healthy vs late life",
         "",
-        _metric_table(results, "auroc", "late_life", METHODS, ns, pub),
+        metric_table(results, "auroc", "late_life", METHODS, ns, pub, "README (published)"),
         "",
         "## pAUC (max FPR 0.1, McClish-standardized), healthy vs late life",
         "",
-        _metric_table(results, "pauc", "late_life", METHODS, ns),
+        metric_table(results, "pauc", "late_life", METHODS, ns),
         "",
         "## NLL of the target's test healthy snapshots (nats per snapshot, 70 features)",
         "",
-        _metric_table(results, "nll", "late_life", FLOWS, ns),
+        metric_table(results, "nll", "late_life", FLOWS, ns),
         "",
         "## AUROC per target (mean ± std over seeds), healthy vs late life",
         "",
@@ -480,7 +439,7 @@ def vibration_markdown(results: pd.DataFrame, config: VibrationBenchConfig, comm
             "README (published) control values are for its own control (healthy vs mid-life 0.55–0.70) and are shown "
             "for reference only; they are not the same experiment.",
             "",
-            _metric_table(results, "auroc", "drift_control", [m for m in METHODS if m != "nf_finetuned"], ns, pub),
+            metric_table(results, "auroc", "drift_control", [m for m in METHODS if m != "nf_finetuned"], ns, pub, "README (published)"),
             "",
             "Margin = late-life AUROC − proxy drift-control AUROC (same method, same N):",
             "",
@@ -489,25 +448,15 @@ def vibration_markdown(results: pd.DataFrame, config: VibrationBenchConfig, comm
         for m in METHODS:
             row = {}
             for n in ns:
-                a, _ = _lookup(auroc, "late_life", m, n)
-                d, _ = _lookup(auroc, "drift_control", m, n)
+                a, _ = lookup(auroc, "late_life", m, n)
+                d, _ = lookup(auroc, "drift_control", m, n)
                 row[f"N={n}"] = f"{a - d:+.3f}" if np.isfinite(a - d) else "–"
             if any(v != "–" for v in row.values()):
                 margin[m] = row
         lines += [frame_to_markdown(pd.DataFrame.from_dict(margin, orient="index"), "method"), ""]
     lines += ["## Adaptation and fine-tuning time (one thread; median over targets × seeds)", ""]
-    timing = {}
-    late = results[results.experiment == "late_life"]
-    for n in ns:
-        a = late[(late.method == "adaflow") & (late.n_adapt == n)]["adapt_seconds"].median()
-        f = late[(late.method == "nf_finetuned") & (late.n_adapt == n)]["adapt_seconds"].median()
-        timing[f"N={n}"] = {
-            "AdaFlow.adapt (ms)": f"{1e3 * a:.2f}",
-            "fine-tuning (s)": f"{f:.3f}",
-            "fine-tuning / adaptation": f"{f / a:.0f}x",
-        }
     lines += [
-        frame_to_markdown(pd.DataFrame.from_dict(timing, orient="index"), "N"),
+        timing_table(results, "late_life", ns),
         "",
         f"Fine-tuning: {config.finetune_epochs} epochs, batch {config.finetune_batch_size}, lr {config.finetune_lr}.",
         "",
@@ -516,14 +465,14 @@ def vibration_markdown(results: pd.DataFrame, config: VibrationBenchConfig, comm
     ]
     targets = {}
     for n in ns:
-        ada, _ = _lookup(auroc, "late_life", "adaflow", n)
-        un, _ = _lookup(auroc, "late_life", "nf_unadapted", n)
-        ft, _ = _lookup(auroc, "late_life", "nf_finetuned", n)
-        ours = {m: _lookup(auroc, "late_life", m, n)[0] for m in SIMPLE_BASELINES}
+        ada, _ = lookup(auroc, "late_life", "adaflow", n)
+        un, _ = lookup(auroc, "late_life", "nf_unadapted", n)
+        ft, _ = lookup(auroc, "late_life", "nf_finetuned", n)
+        ours = {m: lookup(auroc, "late_life", m, n)[0] for m in SIMPLE_BASELINES}
         best_ours = max(ours, key=lambda m: ours[m] if np.isfinite(ours[m]) else -1)
         p = pub[(pub.experiment == "late_life") & (pub.n_adapt == n)]
         best_pub = float(p.auroc.max()) if not p.empty else float("nan")
-        ctrl, _ = _lookup(auroc, "drift_control", "adaflow", n)
+        ctrl, _ = lookup(auroc, "drift_control", "adaflow", n)
         targets[f"N={n}"] = {
             "AdaFlow": f"{ada:.3f}",
             "− unadapted NF (≥ +0.1)": f"{ada - un:+.3f} {'ok' if ada - un >= 0.1 else 'MISSED'}",
@@ -537,30 +486,11 @@ def vibration_markdown(results: pd.DataFrame, config: VibrationBenchConfig, comm
     return "\n".join(lines)
 
 
-def environment() -> dict[str, Any]:
-    """Versions and machine of a run."""
-    from flowad import __version__
-
-    return {
-        "flowad": __version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "cpu": platform.processor() or platform.machine(),
-        "threads": 1,
-    }
-
-
 def flow_params(config: VibrationBenchConfig) -> dict[str, Any]:
     """The AdaFlow settings used (library defaults plus the benchmark's training settings)."""
     params = AdaFlow(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, device="cpu").get_params()
     params.pop("random_state", None)
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}
-
-
-def config_dict(config: VibrationBenchConfig) -> dict[str, Any]:
-    """The configuration as JSON-serialisable values."""
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}
 
 
 #: AdaFlow settings compared by :func:`source_validation` (the first is the a-priori choice).
@@ -605,7 +535,7 @@ def source_validation(
                     det = AdaFlow(**kw).fit(X[train], domains=cond[train])
                     for n, split in _splits(frame, b, seed, config.n_adapt, HEALTHY, (cond == b) & (label == 1)).items():
                         det.adapt(X[split.adapt], domain="inner")
-                        auroc, _ = _metrics(split.y, det.decision_function(X[split.test], domain="inner"))
+                        auroc, _ = metrics(split.y, det.decision_function(X[split.test], domain="inner"))
                         rows.append({"candidate": json.dumps(cand), "candidate_index": ci, "target": target,
                                      "inner_source": a, "inner_target": b, "n_adapt": n, "auroc": auroc})
     return pd.DataFrame(rows)

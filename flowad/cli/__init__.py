@@ -29,6 +29,7 @@ from flowad.cli import _bench_two_moons  # noqa: E402,F401
 from flowad.cli import _bench_speed  # noqa: E402,F401
 from flowad.cli import _bench_adaptation  # noqa: E402,F401
 from flowad.cli import _bench_vibration  # noqa: E402,F401
+from flowad.cli import _bench_sound  # noqa: E402,F401
 from flowad.cli import _bench_audio_features  # noqa: E402,F401
 from flowad.cli import _sound  # noqa: E402,F401
 

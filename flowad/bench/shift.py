@@ -1,0 +1,131 @@
+"""Helpers shared by the domain-shift benchmarks (vibration, semi-synthetic sound).
+
+Both benchmarks produce rows ``(experiment, target, seed, n_adapt, method, auroc, pauc, nll,
+adapt_seconds, ...)``; this module holds the metrics and the summaries / markdown tables
+computed from such rows, so that both report them the same way.
+
+pAUC is computed as in the DCASE Task 2 baseline code, with
+``sklearn.metrics.roc_auc_score(max_fpr=0.1)``, which returns the **McClish-standardized**
+partial AUC (0.5 = chance, 1 = perfect).
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import roc_auc_score
+
+from flowad.bench.report import format_mean_std, frame_to_markdown
+
+__all__ = [
+    "PAUC_MAX_FPR",
+    "config_dict",
+    "environment",
+    "lookup",
+    "metric_table",
+    "metrics",
+    "summarize",
+    "timing_table",
+]
+
+#: Max false-positive rate of the partial AUC.
+PAUC_MAX_FPR = 0.1
+
+
+def metrics(y: np.ndarray, score: np.ndarray) -> tuple[float, float]:
+    """AUROC and McClish-standardized pAUC (max FPR 0.1); NaNs if a score is not finite."""
+    if not np.isfinite(score).all():
+        return float("nan"), float("nan")
+    return float(roc_auc_score(y, score)), float(roc_auc_score(y, score, max_fpr=PAUC_MAX_FPR))
+
+
+def summarize(results: pd.DataFrame, metric: str = "auroc") -> pd.DataFrame:
+    """Mean ± std over seeds of the mean over targets, per experiment × method × N.
+
+    Returns
+    -------
+    DataFrame with columns experiment, method, n_adapt, mean, std, n_seeds
+    """
+    per_seed = results.groupby(["experiment", "method", "n_adapt", "seed"])[metric].mean().reset_index()
+    agg = per_seed.groupby(["experiment", "method", "n_adapt"])[metric].agg(["mean", "std", "count"]).reset_index()
+    agg["std"] = agg["std"].fillna(0.0)
+    return agg.rename(columns={"count": "n_seeds"})
+
+
+def lookup(summary: pd.DataFrame, experiment: str, method: str, n: int) -> tuple[float, float]:
+    """``(mean, std)`` of one cell of :func:`summarize`'s output (NaNs when absent)."""
+    row = summary[(summary.experiment == experiment) & (summary.method == method) & (summary.n_adapt == n)]
+    if row.empty:
+        return float("nan"), float("nan")
+    return float(row["mean"].iloc[0]), float(row["std"].iloc[0])
+
+
+def metric_table(
+    results: pd.DataFrame,
+    metric: str,
+    experiment: str,
+    methods: Sequence[str],
+    ns: Sequence[int],
+    published: pd.DataFrame | None = None,
+    published_label: str = "published",
+) -> str:
+    """Markdown table: one row per method, one column per N (mean ± std over seeds).
+
+    ``published`` (columns experiment, method, n_adapt and ``metric``) adds, after each N, a
+    column of published values, headed ``N=n <published_label>``.
+    """
+    summary = summarize(results, metric)
+    table = {}
+    for m in methods:
+        if summary[(summary.experiment == experiment) & (summary.method == m)].empty:
+            continue
+        row = {}
+        for n in ns:
+            row[f"N={n}"] = format_mean_std(*lookup(summary, experiment, m, n))
+            if published is not None:
+                p = published[(published.experiment == experiment) & (published.method == m) & (published.n_adapt == n)]
+                value = p[metric].iloc[0] if (not p.empty and metric in p) else float("nan")
+                row[f"N={n} {published_label}"] = f"{float(value):.3f}" if np.isfinite(value) else ""
+        table[m] = row
+    return frame_to_markdown(pd.DataFrame.from_dict(table, orient="index"), "method")
+
+
+def timing_table(results: pd.DataFrame, experiment: str, ns: Sequence[int], adapted: str = "adaflow",
+                 finetuned: str = "nf_finetuned") -> str:
+    """Median adaptation time against median fine-tuning time per N, and their ratio."""
+    rows = results[results.experiment == experiment]
+    timing = {}
+    for n in ns:
+        a = rows[(rows.method == adapted) & (rows.n_adapt == n)]["adapt_seconds"].median()
+        f = rows[(rows.method == finetuned) & (rows.n_adapt == n)]["adapt_seconds"].median()
+        timing[f"N={n}"] = {
+            "AdaFlow.adapt (ms)": f"{1e3 * a:.2f}",
+            "fine-tuning (s)": f"{f:.3f}",
+            "fine-tuning / adaptation": f"{f / a:.0f}x",
+        }
+    return frame_to_markdown(pd.DataFrame.from_dict(timing, orient="index"), "N")
+
+
+def environment(threads: int = 1) -> dict[str, Any]:
+    """Versions and machine of a run."""
+    from flowad import __version__
+
+    return {
+        "flowad": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "cpu": platform.processor() or platform.machine(),
+        "threads": threads,
+    }
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A dataclass configuration as JSON-serialisable values (tuples become lists)."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}
