@@ -200,6 +200,9 @@ class OnnxScorer:
         the statistics graph are read from beside it.
     """
 
+    #: Rows per onnxruntime call of :meth:`decision_function` (as PyTorch scoring's batches).
+    chunk_rows = 8192
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         import onnxruntime as ort
 
@@ -232,4 +235,8 @@ class OnnxScorer:
             if domain not in self.domains:
                 raise InputError(f"Unknown domain {domain!r}; known domains: {sorted(self.domains)}.")
             feeds.update(self.domains[domain])
-        return self._score.run(["anomaly_score"], feeds)[0].astype(np.float64)
+        x = feeds.pop("x")
+        out = np.empty(x.shape[0], dtype=np.float64)
+        for start in range(0, x.shape[0], self.chunk_rows):  # bounded memory whatever the row count
+            out[start : start + self.chunk_rows] = self._score.run(["anomaly_score"], {"x": x[start : start + self.chunk_rows], **feeds})[0]
+        return out

@@ -74,6 +74,10 @@ def test_adaflow_parity_per_domain_and_adaptation_through_onnx(domains_data: tup
     np.testing.assert_allclose(scorer.decision_function(X_new, "site-7"), det.decision_function(X_new, domain="site-7"), rtol=1e-4, atol=1e-4)
     with pytest.raises(InputError, match="Unknown domain 'nowhere'"):
         scorer.decision_function(X, "nowhere")
+    # rows are scored in bounded chunks; chunking does not change a score
+    whole = scorer.decision_function(X, "a")
+    scorer.chunk_rows = 7
+    np.testing.assert_array_equal(scorer.decision_function(X, "a"), whole)
 
 
 def test_export_refuses_unfitted_and_missing_folder(tmp_path: Path) -> None:
