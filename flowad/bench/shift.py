@@ -22,11 +22,14 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from flowad.bench.report import format_mean_std, frame_to_markdown
+from flowad.detectors import AdaFlow
 
 __all__ = [
     "PAUC_MAX_FPR",
+    "RESULT_FIELDS",
     "config_dict",
     "environment",
+    "flow_params",
     "lookup",
     "metric_table",
     "metrics",
@@ -36,6 +39,20 @@ __all__ = [
 
 #: Max false-positive rate of the partial AUC.
 PAUC_MAX_FPR = 0.1
+#: Columns of a domain-shift benchmark's ``results.csv``.
+RESULT_FIELDS = (
+    "experiment",
+    "target",
+    "seed",
+    "n_adapt",
+    "method",
+    "auroc",
+    "pauc",
+    "nll",
+    "adapt_seconds",
+    "n_test_normal",
+    "n_test_anomalous",
+)
 
 
 def metrics(y: np.ndarray, score: np.ndarray) -> tuple[float, float]:
@@ -129,3 +146,10 @@ def environment(threads: int = 1) -> dict[str, Any]:
 def config_dict(config: Any) -> dict[str, Any]:
     """A dataclass configuration as JSON-serialisable values (tuples become lists)."""
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}
+
+
+def flow_params(config: Any) -> dict[str, Any]:
+    """The AdaFlow settings a benchmark used: library defaults plus its ``epochs``, ``batch_size``, ``lr``."""
+    params = AdaFlow(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, device="cpu").get_params()
+    params.pop("random_state", None)
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}

@@ -81,7 +81,7 @@ import pandas as pd
 
 from flowad.bench.report import format_mean_std, frame_to_markdown
 from flowad.bench.runner import torch_threads
-from flowad.bench.shift import lookup, metric_table, metrics, summarize, timing_table
+from flowad.bench.shift import RESULT_FIELDS, lookup, metric_table, metrics, summarize, timing_table
 from flowad.detectors import AdaFlow, AutoEncoder, BatchNormFlow
 from flowad.exceptions import InputError
 from flowad.features.audio import AudioFeatureConfig, context_frames, list_audio_files, log_mel, read_audio
@@ -121,21 +121,6 @@ FLOWS = ("nf_unadapted", "adaflow", "nf_finetuned")
 def experiment_name(anr_db: float) -> str:
     """The ``experiment`` column of the results for an anomaly-to-normal ratio: ``anr-20dB``."""
     return f"anr{anr_db:+g}dB"
-
-#: Columns of ``results.csv``.
-RESULT_FIELDS = (
-    "experiment",
-    "target",
-    "seed",
-    "n_adapt",
-    "method",
-    "auroc",
-    "pauc",
-    "nll",
-    "adapt_seconds",
-    "n_test_normal",
-    "n_test_anomalous",
-)
 
 
 @dataclass(frozen=True)
@@ -593,9 +578,3 @@ def sound_markdown(results: pd.DataFrame, config: SoundBenchConfig, command: str
     lines += ["Environment: " + json.dumps(extra.get("environment", {})), ""]
     return "\n".join(lines)
 
-
-def flow_params(config: SoundBenchConfig) -> dict[str, Any]:
-    """The AdaFlow settings used (library defaults plus the benchmark's training settings)."""
-    params = AdaFlow(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, device="cpu").get_params()
-    params.pop("random_state", None)
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}

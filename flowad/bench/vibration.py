@@ -58,6 +58,7 @@ from sklearn.ensemble import IsolationForest
 from flowad.bench.report import format_mean_std, frame_to_markdown
 from flowad.bench.runner import torch_threads
 from flowad.bench.shift import (
+    RESULT_FIELDS,
     lookup,
     metric_table,
     metrics,
@@ -107,20 +108,6 @@ DRIFT_NORMAL = (0.05, 0.30)
 DRIFT_POSITIVE = (0.40, 0.50)
 #: A standard deviation at most this is treated as 0 (scale 1) when standardizing.
 CONSTANT_STD = 1e-12
-#: Columns of ``results.csv``.
-RESULT_FIELDS = (
-    "experiment",
-    "target",
-    "seed",
-    "n_adapt",
-    "method",
-    "auroc",
-    "pauc",
-    "nll",
-    "adapt_seconds",
-    "n_test_normal",
-    "n_test_anomalous",
-)
 
 
 @dataclass(frozen=True)
@@ -485,12 +472,6 @@ def vibration_markdown(results: pd.DataFrame, config: VibrationBenchConfig, comm
     lines += ["Environment: " + json.dumps(extra.get("environment", {})), ""]
     return "\n".join(lines)
 
-
-def flow_params(config: VibrationBenchConfig) -> dict[str, Any]:
-    """The AdaFlow settings used (library defaults plus the benchmark's training settings)."""
-    params = AdaFlow(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, device="cpu").get_params()
-    params.pop("random_state", None)
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}
 
 
 #: AdaFlow settings compared by :func:`source_validation` (the first is the a-priori choice).

@@ -31,8 +31,8 @@ def sound(
     generated backgrounds (4 machines x 4 noises), real office events as anomalies; AdaFlow
     adapted with N target frames against the unadapted and fine-tuned flows, an autoencoder and
     PyOD's AudioAE. Resumable; writes results.csv and table.md into --out."""
-    from flowad.bench.shift import config_dict, environment
-    from flowad.bench.sound import SoundBenchConfig, flow_params, load_material, run_sound_benchmark, sound_markdown
+    from flowad.bench.shift import config_dict, environment, flow_params
+    from flowad.bench.sound import SoundBenchConfig, load_material, run_sound_benchmark, sound_markdown
 
     if quick:
         cfg = SoundBenchConfig(n_adapt=(10, 100), seeds=(0,), targets=(0,), anr_db=tuple(anr), epochs=2,

@@ -27,10 +27,9 @@ def vibration(
     against the unadapted and fine-tuned flows, an autoencoder and the data README's simple
     baselines; writes results.csv and table.md (with the README's caveats) into --out."""
     from flowad.bench.runner import torch_threads
-    from flowad.bench.shift import config_dict, environment
+    from flowad.bench.shift import config_dict, environment, flow_params
     from flowad.bench.vibration import (
         VibrationBenchConfig,
-        flow_params,
         run_vibration_benchmark,
         source_validation,
         validation_markdown,
