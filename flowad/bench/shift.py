@@ -33,6 +33,7 @@ __all__ = [
     "lookup",
     "metric_table",
     "metrics",
+    "plot_auroc_vs_n",
     "summarize",
     "timing_table",
 ]
@@ -153,3 +154,31 @@ def flow_params(config: Any) -> dict[str, Any]:
     params = AdaFlow(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, device="cpu").get_params()
     params.pop("random_state", None)
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}
+
+
+def plot_auroc_vs_n(
+    results: pd.DataFrame, experiments: Sequence[str], methods: Sequence[str], path: Any, *, title: str = ""
+) -> None:
+    """One panel per experiment: AUROC (mean ± std over seeds) against N for every method; PNG at ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = summarize(results, "auroc")
+    fig, axes = plt.subplots(1, len(experiments), figsize=(5.2 * len(experiments), 4.2), squeeze=False)
+    for ax, experiment in zip(axes[0], experiments, strict=True):
+        for m in methods:
+            rows = summary[(summary.experiment == experiment) & (summary.method == m)].sort_values("n_adapt")
+            if rows.empty:
+                continue
+            ax.errorbar(rows["n_adapt"], rows["mean"], yerr=rows["std"], marker="o", ms=4, capsize=2, label=m)
+        ax.set_xscale("log")
+        ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+        ax.set(xlabel="N target samples for adaptation", ylabel="AUROC (mean ± std over seeds)", title=experiment)
+    axes[0][0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

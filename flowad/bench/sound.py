@@ -456,7 +456,7 @@ def run_sound_benchmark(clips: str | Path, events: str | Path, out: str | Path, 
     out.mkdir(parents=True, exist_ok=True)
     csv = out / "results.csv"
     previous = pd.read_csv(csv) if csv.is_file() else pd.DataFrame(columns=list(RESULT_FIELDS))
-    done = set(zip(previous["target"], previous["seed"], strict=True))
+    done = set(zip(previous["target"].astype(str), previous["seed"].astype(int), strict=True))
     material = load_material(clips, events, cfg)
     (out / "material.json").write_text(json.dumps(material.describe(), indent=2) + "\n", encoding="utf-8")
     rows = previous.to_dict("records")

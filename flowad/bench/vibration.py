@@ -307,7 +307,8 @@ def run_vibration_benchmark(
 ) -> pd.DataFrame:
     """Run every (target, seed) task and write ``results.csv`` and ``features.npz`` into ``out``.
 
-    Runs on one thread (torch and the BLAS libraries limited to 1 thread, restored after).
+    Resumable: (target, seed) tasks already in ``out/results.csv`` are skipped. Runs on one
+    thread (torch and the BLAS libraries limited to 1 thread, restored after).
 
     Parameters
     ----------
@@ -336,13 +337,16 @@ def run_vibration_benchmark(
     conditions = set(frame["condition"].astype(str))
     if not set(CONDITIONS) <= conditions:
         raise InputError(f"{data}: index.csv must list conditions {list(CONDITIONS)}, has {sorted(conditions)}.")
-    rows: list[dict[str, Any]] = []
-    tasks = [(t, s) for t in cfg.targets for s in cfg.seeds]
+    csv = out / "results.csv"
+    previous = pd.read_csv(csv) if csv.is_file() else pd.DataFrame(columns=list(RESULT_FIELDS))
+    done = set(zip(previous["target"].astype(str), previous["seed"].astype(int), strict=True))
+    rows: list[dict[str, Any]] = previous.to_dict("records")
+    tasks = [(t, s) for t in cfg.targets for s in cfg.seeds if (t, s) not in done]
     with torch_threads(1), threadpool_limits(1):
         for target, seed in tqdm(tasks, desc="vibration", unit="task", disable=not progress):
             logger.info("target %s, seed %d", target, seed)
             rows += run_vibration_task(frame, X, target, seed, cfg)
-            pd.DataFrame(rows, columns=list(RESULT_FIELDS)).to_csv(out / "results.csv", index=False)
+            pd.DataFrame(rows, columns=list(RESULT_FIELDS)).to_csv(csv, index=False)
     return pd.DataFrame(rows, columns=list(RESULT_FIELDS))
 
 

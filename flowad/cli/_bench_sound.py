@@ -30,9 +30,16 @@ def sound(
     """Semi-synthetic sound benchmark under domain shift: real DCASE machine clips in real or
     generated backgrounds (4 machines x 4 noises), real office events as anomalies; AdaFlow
     adapted with N target frames against the unadapted and fine-tuned flows, an autoencoder and
-    PyOD's AudioAE. Resumable; writes results.csv and table.md into --out."""
-    from flowad.bench.shift import config_dict, environment, flow_params
-    from flowad.bench.sound import SoundBenchConfig, load_material, run_sound_benchmark, sound_markdown
+    PyOD's AudioAE. Resumable; writes results.csv, table.md and auroc.png into --out."""
+    from flowad.bench.shift import config_dict, environment, flow_params, plot_auroc_vs_n
+    from flowad.bench.sound import (
+        METHODS,
+        SoundBenchConfig,
+        experiment_name,
+        load_material,
+        run_sound_benchmark,
+        sound_markdown,
+    )
 
     if quick:
         cfg = SoundBenchConfig(n_adapt=(10, 100), seeds=(0,), targets=(0,), anr_db=tuple(anr), epochs=2,
@@ -46,8 +53,10 @@ def sound(
              "environment": environment()}
     report = sound_markdown(results, cfg, command, extra)
     (out / "table.md").write_text(report, encoding="utf-8")
+    experiments = [e for e in (experiment_name(a) for a in cfg.anr_db) if (results.experiment == e).any()]
+    plot_auroc_vs_n(results, experiments, METHODS, out / "auroc.png", title="Sound under domain shift (semi-synthetic)")
     (out / "config.json").write_text(
         json.dumps({"command": command, "config": config_dict(cfg), **extra}, indent=2) + "\n", encoding="utf-8"
     )
     typer.echo(report)
-    typer.echo(f"Wrote {out / 'results.csv'}, {out / 'table.md'} and {out / 'config.json'}")
+    typer.echo(f"Wrote {out / 'results.csv'}, {out / 'table.md'}, {out / 'auroc.png'} and {out / 'config.json'}")

@@ -25,10 +25,11 @@ def vibration(
 ) -> None:
     """Leave one operating condition out; AdaFlow adapted with N = 10/30/100 target snapshots
     against the unadapted and fine-tuned flows, an autoencoder and the data README's simple
-    baselines; writes results.csv and table.md (with the README's caveats) into --out."""
+    baselines; writes results.csv, table.md (with the README's caveats) and auroc.png into --out."""
     from flowad.bench.runner import torch_threads
-    from flowad.bench.shift import config_dict, environment, flow_params
+    from flowad.bench.shift import config_dict, environment, flow_params, plot_auroc_vs_n
     from flowad.bench.vibration import (
+        METHODS,
         VibrationBenchConfig,
         run_vibration_benchmark,
         source_validation,
@@ -59,8 +60,9 @@ def vibration(
             "a-priori setting used above.\n\n" + validation_markdown(val) + "\n"
         )
     (out / "table.md").write_text(report, encoding="utf-8")
+    plot_auroc_vs_n(results, ["late_life"], METHODS, out / "auroc.png", title="FEMTO bearings: healthy vs late life")
     (out / "config.json").write_text(
         json.dumps({"command": command, "config": config_dict(cfg), **extra}, indent=2) + "\n", encoding="utf-8"
     )
     typer.echo(report)
-    typer.echo(f"Wrote {out / 'results.csv'}, {out / 'table.md'} and {out / 'config.json'}")
+    typer.echo(f"Wrote {out / 'results.csv'}, {out / 'table.md'}, {out / 'auroc.png'} and {out / 'config.json'}")

@@ -175,6 +175,7 @@ def test_command_quick_run_writes_table(sound_dirs: tuple[Path, Path], tmp_path:
     assert res.exit_code == 0, res.output
     table = (out / "table.md").read_text()
     assert "anr-10dB" in table and "Command: `flowad" in table
+    assert (out / "auroc.png").stat().st_size > 1000
     rows = pd.read_csv(out / "results.csv")
     assert set(rows.method) == set(METHODS) - {"audio_ae"}
     missing = CliRunner().invoke(app, ["bench", "sound", "--clips", str(tmp_path / "nope"), "--events", str(events),

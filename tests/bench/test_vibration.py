@@ -77,6 +77,9 @@ def test_benchmark_report_and_command(femto_dir: Path, tmp_path: Path) -> None:
     results = run_vibration_benchmark(femto_dir, out, TINY, progress=False)
     assert (out / "results.csv").is_file() and (out / "features.npz").is_file()
     assert len(pd.read_csv(out / "results.csv")) == len(results)
+    stamp = (out / "results.csv").stat().st_mtime_ns
+    again = run_vibration_benchmark(femto_dir, out, TINY, progress=False)  # resumes: every task is done
+    assert len(again) == len(results) and (out / "results.csv").stat().st_mtime_ns == stamp
     s = summarize(results)
     assert set(s.n_seeds) == {1}
     md = vibration_markdown(results, TINY, "flowad bench vibration --test", {})
@@ -90,6 +93,7 @@ def test_benchmark_report_and_command(femto_dir: Path, tmp_path: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     assert "Command: `flowad" in (tmp_path / "cli" / "table.md").read_text()
+    assert (tmp_path / "cli" / "auroc.png").stat().st_size > 1000
 
 
 def test_command_reports_a_missing_folder(tmp_path: Path) -> None:
