@@ -201,7 +201,7 @@ class OnnxScorer:
     """
 
     #: Rows per onnxruntime call of :meth:`decision_function` (as PyTorch scoring's batches).
-    chunk_rows = 8192
+    chunk_rows = 4096
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         import onnxruntime as ort
