@@ -79,6 +79,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flowad.bench.methods import quiet_and_isolated
 from flowad.bench.report import format_mean_std, frame_to_markdown
 from flowad.bench.runner import torch_threads
 from flowad.bench.shift import RESULT_FIELDS, lookup, metric_table, metrics, summarize, timing_table
@@ -339,12 +340,14 @@ def _segment_means(frame_scores: np.ndarray, owner: np.ndarray, n: int) -> np.nd
 
 
 def _audio_ae(train_waves: Sequence[np.ndarray], sr: int, seed: int, config: SoundBenchConfig) -> Any:
+    """PyOD's AudioAE fitted on the source clips, seeded, without leaking global RNG changes."""
     from pyod.models.audio_ae import AudioAE
 
     kwargs: dict[str, Any] = {"sr": sr, "random_state": seed, "device": "cpu", "verbose": 0}
     if config.audio_ae_epochs is not None:
         kwargs["epoch_num"] = config.audio_ae_epochs
-    return AudioAE(**kwargs).fit([(w, sr) for w in train_waves])
+    with quiet_and_isolated(seed):
+        return AudioAE(**kwargs).fit([(w, sr) for w in train_waves])
 
 
 def run_sound_task(material: SoundMaterial, rotation: int, seed: int, config: SoundBenchConfig) -> list[dict[str, Any]]:
@@ -355,12 +358,9 @@ def run_sound_task(material: SoundMaterial, rotation: int, seed: int, config: So
     list of dict
         One row per (N, method), with the fields of :data:`RESULT_FIELDS`.
     """
-    import torch
-
     feats = config.features
     target_machine, target_noise = MACHINES[rotation], NOISES[rotation]
     target = config.target_name(rotation)
-    torch.manual_seed(seed)  # PyOD's AudioAE draws from the global generator
     source_waves: list[np.ndarray] = []
     blocks, labels = [], []
     for m in MACHINES:
@@ -409,7 +409,8 @@ def run_sound_task(material: SoundMaterial, rotation: int, seed: int, config: So
             "autoencoder": (score(test, ae.decision_function(test.frames, domain=pooled))[0], float("nan")),
         }
         if audio_ae is not None:
-            aae = audio_ae.decision_function([(w, material.sample_rate) for w in test.waves])
+            with quiet_and_isolated(seed):  # its DataLoader draws from torch's global generator
+                aae = audio_ae.decision_function([(w, material.sample_rate) for w in test.waves])
             fixed[experiment]["audio_ae"] = (np.asarray(aae, dtype=float), float("nan"))
 
     for n in config.n_adapt:

@@ -148,9 +148,18 @@ def test_tiny_run_scores_every_method_and_resumes(sound_dirs: tuple[Path, Path],
     assert "Targets of issue 6" in report
 
 
-def test_same_seed_same_results(sound_dirs: tuple[Path, Path], tmp_path: Path) -> None:
-    cfg = replace(TINY, audio_ae=False, anr_db=(-10.0,), n_adapt=(10,))
+def test_same_seed_same_results_and_global_rngs_untouched(sound_dirs: tuple[Path, Path], tmp_path: Path) -> None:
+    import torch
+
+    cfg = replace(TINY, anr_db=(-10.0,), n_adapt=(10,))
+    torch.manual_seed(123)
+    np.random.seed(123)
     a = run_sound_benchmark(*sound_dirs, tmp_path / "a", cfg, progress=False)
+    after_torch, after_np = torch.rand(3), np.random.rand(3)
+    torch.manual_seed(123)
+    np.random.seed(123)
+    np.testing.assert_array_equal(after_torch.numpy(), torch.rand(3).numpy())
+    np.testing.assert_array_equal(after_np, np.random.rand(3))
     b = run_sound_benchmark(*sound_dirs, tmp_path / "b", cfg, progress=False)
     pd.testing.assert_frame_equal(a.drop(columns="adapt_seconds"), b.drop(columns="adapt_seconds"))
 
