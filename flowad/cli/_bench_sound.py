@@ -36,7 +36,6 @@ def sound(
         METHODS,
         SoundBenchConfig,
         experiment_name,
-        load_material,
         run_sound_benchmark,
         sound_markdown,
     )
@@ -49,8 +48,8 @@ def sound(
                                anr_db=tuple(anr), audio_ae=audio_ae)
     command = "flowad " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     results = run_sound_benchmark(clips, events, out, cfg, progress=progress)
-    extra = {"material": load_material(clips, events, cfg).describe(), "flow_params": flow_params(cfg),
-             "environment": environment()}
+    material = json.loads((out / "material.json").read_text(encoding="utf-8"))  # written by the run
+    extra = {"material": material, "flow_params": flow_params(cfg), "environment": environment()}
     report = sound_markdown(results, cfg, command, extra)
     (out / "table.md").write_text(report, encoding="utf-8")
     experiments = [e for e in (experiment_name(a) for a in cfg.anr_db) if (results.experiment == e).any()]
