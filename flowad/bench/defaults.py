@@ -34,6 +34,9 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "tanh, k=2": {"activation": "tanh", "lipschitz_k": 2.0},
     "tanh, k=1, noise 0.1": {"activation": "tanh", "lipschitz_k": 1.0, "noise_std": 0.1},
     "tanh, k=1, 4 x (32, 32)": {"activation": "tanh", "lipschitz_k": 1.0, "n_couplings": 4, "hidden": (32, 32)},
+    # Small architectures for scoring on devices (throughput: ``flowad bench throughput``).
+    "tanh, k=1, 4 x (16, 16)": {"activation": "tanh", "lipschitz_k": 1.0, "n_couplings": 4, "hidden": (16, 16)},
+    "tanh, k=1, 4 x (16,)": {"activation": "tanh", "lipschitz_k": 1.0, "n_couplings": 4, "hidden": (16,)},
 }
 #: Small ODDS datasets used as the development check.
 DEV_DATASETS: tuple[str, ...] = ("cardio", "glass", "pima", "vowels", "letter", "ionosphere", "thyroid", "arrhythmia")

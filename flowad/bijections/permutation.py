@@ -27,6 +27,14 @@ class Permutation(Bijection):
             raise ValueError(f"permutation must be a permutation of 0..{d - 1}, got {permutation.tolist()}.")
         self.register_buffer("perm", permutation)
         self.register_buffer("inv_perm", torch.argsort(permutation))
+        self._note_reversal()
+        self.register_load_state_dict_post_hook(lambda module, _keys: module._note_reversal())
+
+    def _note_reversal(self) -> None:
+        # The reversal (what the flows use) runs as a flip: a strided copy, several times faster
+        # than a gather on CPU in PyTorch and in onnxruntime (it exports as a Slice with step -1).
+        d = self.perm.numel()
+        self.is_reversal = bool(torch.equal(self.perm.cpu(), torch.arange(d - 1, -1, -1)))
 
     @classmethod
     def reverse(cls, features: int) -> Permutation:
@@ -34,7 +42,9 @@ class Permutation(Bijection):
         return cls(torch.arange(features - 1, -1, -1))
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return x[:, self.perm], x.new_zeros(x.shape[0])
+        y = x.flip(1) if self.is_reversal else x[:, self.perm]
+        return y, x.new_zeros(x.shape[0])
 
     def inverse(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return y[:, self.inv_perm], y.new_zeros(y.shape[0])
+        x = y.flip(1) if self.is_reversal else y[:, self.inv_perm]
+        return x, y.new_zeros(y.shape[0])

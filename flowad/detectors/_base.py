@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, OutlierMixin
+from torch.nn.utils import parametrize
 
 from flowad._validation import check_is_fitted, check_n_features, check_X, feature_names_of
 from flowad.exceptions import FlowadError, InputError, ModelFileError, NonFiniteError
@@ -261,7 +262,8 @@ class BaseFlowDetector(OutlierMixin, BaseEstimator):
         """
         fn = self._log_prob if log_density is None else log_density
         out = np.empty(X.shape[0], dtype=np.float64)
-        with torch.inference_mode():
+        # parametrize.cached(): spectral-normalized weights are computed once per call, not per batch
+        with torch.inference_mode(), parametrize.cached():
             for start in range(0, X.shape[0], SCORE_BATCH):
                 out[start : start + SCORE_BATCH] = fn(self._standardize(X[start : start + SCORE_BATCH])).double().cpu().numpy()
         out += self._score_offset

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from flowad._validation import check_is_fitted
 from flowad.bijections.adabn import AdaptiveBatchNorm
 from flowad.bijections.base import Bijection, Compose
+from flowad.bijections.permutation import Permutation
 from flowad.exceptions import InputError
 from flowad.flows.flow import standard_normal_log_prob
 
@@ -54,6 +55,7 @@ class _Graph(nn.Module):
         super().__init__()
         keep = ~np.asarray(det.constant_features_)
         dtype = det.torch_dtype_
+        self.select = not keep.all()  # no gather in the graph when every feature is used
         self.register_buffer("keep", torch.as_tensor(np.flatnonzero(keep), dtype=torch.long))
         self.register_buffer("mean", torch.as_tensor(det.mean_[keep], dtype=dtype))
         self.register_buffer("scale", torch.as_tensor(det.scale_[keep], dtype=dtype))
@@ -62,13 +64,15 @@ class _Graph(nn.Module):
         self.n_adabn = sum(isinstance(layer, AdaptiveBatchNorm) for layer in self.layers)
 
     def standardize(self, x: Tensor) -> Tensor:
-        return (x.index_select(1, self.keep) - self.mean) / self.scale
+        if self.select:
+            x = x.index_select(1, self.keep)
+        return (x - self.mean) / self.scale
 
 
 class _ScoringGraph(_Graph):
     def forward(self, x: Tensor, *stats: Tensor) -> tuple[Tensor, Tensor]:
         h = self.standardize(x)
-        total = h.new_zeros(h.shape[0])
+        log_density = None
         j = 0
         for layer in self.layers:
             if isinstance(layer, AdaptiveBatchNorm):
@@ -76,8 +80,10 @@ class _ScoringGraph(_Graph):
                 j += 1
             else:
                 h, ld = layer(h)
-            total = total + ld
-        log_density = standard_normal_log_prob(h) + total + self.offset
+            if not isinstance(layer, Permutation):  # log|det| = 0: no zeros and sums in the graph
+                log_density = ld if log_density is None else log_density + ld
+        base = standard_normal_log_prob(h) + self.offset
+        log_density = base if log_density is None else base + log_density
         return -log_density, log_density
 
 

@@ -56,6 +56,7 @@ CASES: list[Case] = [
     Case("coupling-tanh", lambda d: _randomize(AffineCoupling(d, hidden=(8, 8), activation="tanh"))),
     Case("coupling-sn", lambda d: AffineCoupling(d, hidden=(8, 8), lipschitz_k=0.9), train_equals_eval=False),
     Case("permutation", lambda d: Permutation(torch.randperm(d)), all_params_get_grad=False),
+    Case("reversal", lambda d: Permutation.reverse(d), all_params_get_grad=False),
     Case("inverse-coupling", lambda d: Inverse(_randomize(AffineCoupling(d, hidden=(8, 8))))),
     Case(
         "realnvp-stack",
