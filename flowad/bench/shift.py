@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.covariance import LedoitWolf
 from sklearn.metrics import roc_auc_score
 
 from flowad.bench.report import format_mean_std, frame_to_markdown
@@ -34,10 +35,14 @@ __all__ = [
     "metric_table",
     "metrics",
     "plot_auroc_vs_n",
+    "standardize",
     "summarize",
+    "target_gaussian_scores",
     "timing_table",
 ]
 
+#: A standard deviation at most this is treated as 0 (scale 1) when standardizing.
+CONSTANT_STD = 1e-12
 #: Max false-positive rate of the partial AUC.
 PAUC_MAX_FPR = 0.1
 #: Columns of a domain-shift benchmark's ``results.csv``.
@@ -182,3 +187,21 @@ def plot_auroc_vs_n(
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def standardize(fit: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+    """``fit`` and ``others`` standardized with ``fit``'s per-column mean and std (constant columns: scale 1)."""
+    mean = fit.mean(axis=0)
+    std = fit.std(axis=0)
+    std = np.where(std <= CONSTANT_STD, 1.0, std)
+    return [(A - mean) / std for A in (fit, *others)]
+
+
+def target_gaussian_scores(adapt: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """The "Gaussian fitted on the N target samples only" baseline: squared Mahalanobis distances.
+
+    ``adapt`` (the N target rows) standardizes both sets; a Ledoit–Wolf Gaussian fitted on it
+    scores ``test`` (higher = more anomalous). It uses the same N rows as the adapted flows.
+    """
+    a, t = standardize(adapt, test)
+    return LedoitWolf().fit(a).mahalanobis(t)

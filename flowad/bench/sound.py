@@ -59,7 +59,11 @@ Methods (score higher = more anomalous):
   on the source training clips, scoring the test segments (its per-clip mean window error);
 * ``adaflow`` – :class:`~flowad.AdaFlow` trained with the 9 source domains, adapted to the
   target with ``adapt`` on N target training frames (forward passes only);
-* ``nf_finetuned`` – the ``nf_unadapted`` flow fine-tuned on the same N frames.
+* ``nf_finetuned`` – the ``nf_unadapted`` flow fine-tuned on the same N frames;
+* ``gauss_target`` – a simple baseline, the FEMTO data README's "Gaussian fitted on the N
+  target samples only": the same N target frames standardize the features, a Ledoit–Wolf
+  Gaussian fitted on them scores each frame by its squared Mahalanobis distance (no source
+  data, no training). It tells how much of a result needs the source domains at all.
 
 N target frames (``n_adapt``, default 10 / 100 / 1000, the study's) are drawn at random from
 the target's training audio (nested: the 10 are among the 100, ...). The unadapted models do
@@ -89,7 +93,7 @@ import pandas as pd
 from flowad.bench.methods import quiet_and_isolated
 from flowad.bench.report import format_mean_std, frame_to_markdown
 from flowad.bench.runner import torch_threads
-from flowad.bench.shift import RESULT_FIELDS, lookup, metric_table, metrics, summarize, timing_table
+from flowad.bench.shift import RESULT_FIELDS, lookup, metric_table, metrics, summarize, target_gaussian_scores, timing_table
 from flowad.detectors import AdaFlow, AutoEncoder, BatchNormFlow
 from flowad.exceptions import InputError
 from flowad.features.audio import AudioFeatureConfig, context_frames, list_audio_files, log_mel, read_audio
@@ -122,7 +126,7 @@ GENERATED_NOISES = ("hvac",)
 #: DCASE 2016 office-event classes used as anomalies (the AdaFlow study's choice).
 EVENT_CLASSES = ("doorslam", "knock", "keysDrop", "keyboard", "drawer", "pageturn", "phone")
 #: Methods, in table order.
-METHODS = ("nf_unadapted", "autoencoder", "audio_ae", "adaflow", "nf_finetuned")
+METHODS = ("nf_unadapted", "autoencoder", "audio_ae", "adaflow", "nf_finetuned", "gauss_target")
 FLOWS = ("nf_unadapted", "adaflow", "nf_finetuned")
 
 
@@ -438,6 +442,7 @@ def run_sound_task(material: SoundMaterial, rotation: int, seed: int, config: So
                     add(experiment, test, n, method, scores, nll)
                 add(experiment, test, n, "adaflow", *score(test, -ada.score_samples(test.frames, domain=target)), ada_seconds)
                 add(experiment, test, n, "nf_finetuned", *score(test, -bn.score_samples(test.frames, domain=name)), ft_seconds)
+                add(experiment, test, n, "gauss_target", score(test, target_gaussian_scores(Xa, test.frames))[0])
             bn.remove_domain(name)
     return rows
 

@@ -62,7 +62,9 @@ from flowad.bench.shift import (
     lookup,
     metric_table,
     metrics,
+    standardize,
     summarize,
+    target_gaussian_scores,
     timing_table,
 )
 from flowad.detectors import AdaFlow, AutoEncoder, BatchNormFlow
@@ -106,8 +108,6 @@ LATE_LIFE = (0.85, 0.97)
 #: the healthy window (the README's mid-life window 0.55-0.70 is not in the data folder).
 DRIFT_NORMAL = (0.05, 0.30)
 DRIFT_POSITIVE = (0.40, 0.50)
-#: A standard deviation at most this is treated as 0 (scale 1) when standardizing.
-CONSTANT_STD = 1e-12
 
 
 @dataclass(frozen=True)
@@ -141,23 +141,12 @@ def _window(frame: pd.DataFrame, window: tuple[float, float]) -> np.ndarray:
     return (lf >= window[0]) & (lf < window[1])
 
 
-def _standardize(fit: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
-    mean = fit.mean(axis=0)
-    std = fit.std(axis=0)
-    std = np.where(std <= CONSTANT_STD, 1.0, std)
-    return [(A - mean) / std for A in (fit, *others)]
-
-
 def _per_domain_standardized(X: np.ndarray, domains: np.ndarray) -> np.ndarray:
     out = np.empty_like(X)
     for d in np.unique(domains):
         rows = domains == d
-        out[rows] = _standardize(X[rows])[0]
+        out[rows] = standardize(X[rows])[0]
     return out
-
-
-def _gauss_scores(train: np.ndarray, test: np.ndarray) -> np.ndarray:
-    return LedoitWolf().fit(train).mahalanobis(test)
 
 
 def _iforest_scores(train: np.ndarray, test: np.ndarray, trees: int, seed: int) -> np.ndarray:
@@ -232,7 +221,7 @@ def run_vibration_task(
         ae = AutoEncoder(**common).fit(Xs, domains=ds)
     pooled_domain = str(ds[0])  # a training domain: scored with the pooled (unadapted) model
 
-    Zs_global = _standardize(Xs)[0]
+    Zs_global = standardize(Xs)[0]
     Zs_domain = _per_domain_standardized(Xs, ds)
     experiments = {"late_life": (HEALTHY, (cond == target) & (label == 1))}
     if config.drift_control:
@@ -271,11 +260,11 @@ def run_vibration_task(
                     scores["nf_finetuned"], nll["nf_finetuned"] = -ll, float(-ll[normal_rows].mean())
                     bn.remove_domain(f"{name}-N{n}")
 
-            Zt_global = _standardize(Xs, Xt)[1]
-            Za_own, Zt_own = _standardize(Xa, Xt)
+            Zt_global = standardize(Xs, Xt)[1]
+            Zt_own = standardize(Xa, Xt)[1]  # the target standardized with its N snapshots
             scores["gauss_pooled"] = lw_pooled.mahalanobis(Zt_global)
             scores["gauss_domain_std"] = lw_domain.mahalanobis(Zt_own)
-            scores["gauss_target_only"] = _gauss_scores(Za_own, Zt_own)
+            scores["gauss_target_only"] = target_gaussian_scores(Xa, Xt)
             scores["iforest_pooled"] = -if_pooled.score_samples(Zt_global)
             scores["iforest_domain_std"] = -if_domain.score_samples(Zt_own)
             scores["log_rms"] = Xt[:, rms_cols].sum(axis=1)
