@@ -20,6 +20,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 	$(BIN)/lint-imports
+	$(BIN)/ruff check flowad tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check flowad tests

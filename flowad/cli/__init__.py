@@ -18,7 +18,8 @@ app = typer.Typer(
 bench_app = typer.Typer(help="Benchmarks and reproductions of the published studies.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
-# Command modules register themselves on import.
+# Command modules register themselves on import, in this order (the order of `--help`).
+# ruff: noqa: I001
 from flowad.cli import _demo  # noqa: E402,F401
 from flowad.cli import _model  # noqa: E402,F401
 from flowad.cli import _deploy  # noqa: E402,F401

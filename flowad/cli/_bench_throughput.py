@@ -22,11 +22,10 @@ def throughput(
     onnxruntime vs PyOD IForest, on the shipped thyroid data (60/40 split; test AUC beside it).
     """
     import numpy as np
+    from sklearn.model_selection import train_test_split
 
     from flowad.bench.throughput import format_throughput, run_throughput
     from flowad.datasets import load_example
-
-    from sklearn.model_selection import train_test_split
 
     X, y = load_example("thyroid")
     X_train, X_test, _, y_test = train_test_split(X, y, test_size=0.4, stratify=y, random_state=seed)
