@@ -23,7 +23,6 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, OutlierMixin
-from torch.nn.utils import parametrize
 
 from flowad._validation import check_is_fitted, check_n_features, check_X, feature_names_of
 from flowad.exceptions import FlowadError, InputError, ModelFileError, NonFiniteError
@@ -262,8 +261,7 @@ class BaseFlowDetector(OutlierMixin, BaseEstimator):
         """
         fn = self._log_prob if log_density is None else log_density
         out = np.empty(X.shape[0], dtype=np.float64)
-        # parametrize.cached(): spectral-normalized weights are computed once per call, not per batch
-        with torch.inference_mode(), parametrize.cached():
+        with torch.inference_mode():
             for start in range(0, X.shape[0], SCORE_BATCH):
                 out[start : start + SCORE_BATCH] = fn(self._standardize(X[start : start + SCORE_BATCH])).double().cpu().numpy()
         out += self._score_offset

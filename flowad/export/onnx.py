@@ -16,6 +16,19 @@ This equals :meth:`flowad.detectors.AdaFlow.adapt` on the same rows (one whole b
 
 A JSON sidecar ``<name>.json`` holds what a device needs besides the graphs: feature names,
 domains with their statistics and thresholds (or the single threshold).
+
+**Lowering of coupling stacks.** A stack of affine couplings and permutations (the RealNVP
+family) is written without any slicing, concatenation or permutation node: each coupling
+becomes a dense network on all ``D`` features whose first layer has zero columns for the
+transformed half and whose ``s``/``t`` outputs are zero for the pass-through half (so those
+features pass with scale ``exp(0) = 1`` and shift 0), and every permutation is folded into
+the weights of the couplings after it (the base density's ``-|z|^2 / 2`` does not depend on
+the order of ``z``). Same function; onnxruntime then spends its time in matrix products
+instead of moving columns around. The padding costs extra multiply-adds, which pay only
+where the conditioner networks are narrow (timed on one CPU thread while this was written:
+faster for 16- and 32-wide networks on 6 to 32 features, slower for 64-wide ones on 20 and
+more features), so it is used when no hidden layer is wider than :data:`MAX_LOWERED_WIDTH`;
+other stacks are written as they are.
 """
 
 from __future__ import annotations
@@ -33,6 +46,7 @@ from torch import Tensor, nn
 from flowad._validation import check_is_fitted
 from flowad.bijections.adabn import AdaptiveBatchNorm
 from flowad.bijections.base import Bijection, Compose
+from flowad.bijections.coupling import AffineCoupling
 from flowad.bijections.permutation import Permutation
 from flowad.exceptions import InputError
 from flowad.flows.flow import standard_normal_log_prob
@@ -40,12 +54,78 @@ from flowad.flows.flow import standard_normal_log_prob
 __all__ = ["export_onnx", "OnnxScorer"]
 
 OPSET = 17
+#: Coupling stacks whose conditioner networks are at most this wide are lowered to dense layers.
+MAX_LOWERED_WIDTH = 32
 
 
 def _flat(bijection: Bijection) -> list[Bijection]:
     if isinstance(bijection, Compose):
         return [leaf for layer in bijection.layers for leaf in _flat(layer)]
     return [bijection]
+
+
+class _DenseCoupling(nn.Module):
+    """An :class:`AffineCoupling` on all ``D`` features of a layout-permuted input (export only).
+
+    The input holds the coupling's true input ``h`` in the order ``layout``: column ``i`` is
+    ``h[:, layout[i]]``; the output keeps that order. See the module docstring.
+    """
+
+    def __init__(self, coupling: AffineCoupling, layout: Tensor) -> None:
+        super().__init__()
+        d, n = coupling.split, coupling.features - coupling.split
+        linears = [m for m in coupling.net if isinstance(m, nn.Linear)]
+        self.activations = nn.ModuleList(m for m in coupling.net if not isinstance(m, nn.Linear))
+        with torch.no_grad():
+            weights = [lin.weight.detach().clone() for lin in linears]  # spectral norm applied
+            biases = [lin.bias.detach().clone() for lin in linears]
+        first = weights[0].new_zeros(weights[0].shape[0], d + n)
+        first[:, :d] = weights[0]
+        weights[0] = first[:, layout]
+        last_w, last_b = weights.pop(), biases.pop()
+
+        def padded(rows: slice) -> tuple[Tensor, Tensor]:
+            w = last_w.new_zeros(d + n, last_w.shape[1])
+            b = last_b.new_zeros(d + n)
+            w[d:], b[d:] = last_w[rows], last_b[rows]
+            return w[layout], b[layout]
+
+        self.hidden = nn.ParameterList(nn.Parameter(w, requires_grad=False) for w in weights)
+        self.hidden_bias = nn.ParameterList(nn.Parameter(b, requires_grad=False) for b in biases)
+        w_s, b_s = padded(slice(0, n))
+        w_t, b_t = padded(slice(n, 2 * n))
+        self.register_buffer("w_s", w_s)
+        self.register_buffer("b_s", b_s)
+        self.register_buffer("w_t", w_t)
+        self.register_buffer("b_t", b_t)
+        self.s_max = coupling.s_max
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        a = x
+        for w, b, act in zip(self.hidden, self.hidden_bias, self.activations, strict=True):
+            a = act(nn.functional.linear(a, w, b))
+        raw_s = nn.functional.linear(a, self.w_s, self.b_s)
+        t = nn.functional.linear(a, self.w_t, self.b_t)
+        s = torch.tanh(raw_s * (1.0 / self.s_max)) * self.s_max
+        return x * torch.exp(s) + t, s.sum(dim=1)
+
+
+def _lowered(layers: list[Bijection], features: int) -> list[nn.Module] | None:
+    """The dense form of a coupling/permutation stack, or None where it does not apply or pay."""
+    couplings = [layer for layer in layers if isinstance(layer, AffineCoupling)]
+    if not couplings or not all(isinstance(layer, AffineCoupling | Permutation) for layer in layers):
+        return None
+    hidden = [[m.out_features for m in c.net if isinstance(m, nn.Linear)][:-1] for c in couplings]
+    if not all(hidden) or max(max(h) for h in hidden) > MAX_LOWERED_WIDTH:
+        return None  # no hidden layer (nothing to gain), or wide ones (the padding costs more than it saves)
+    layout = torch.arange(features)
+    out: list[nn.Module] = []
+    for layer in layers:
+        if isinstance(layer, Permutation):
+            layout = layer.inv_perm.cpu()[layout]  # y = x[:, perm]: fold into the layout, no node
+        else:
+            out.append(_DenseCoupling(layer, layout))
+    return out
 
 
 class _Graph(nn.Module):
@@ -60,7 +140,9 @@ class _Graph(nn.Module):
         self.register_buffer("mean", torch.as_tensor(det.mean_[keep], dtype=dtype))
         self.register_buffer("scale", torch.as_tensor(det.scale_[keep], dtype=dtype))
         self.offset = float(-np.log(det.scale_[keep]).sum())
-        self.layers = nn.ModuleList(_flat(det.flow_.bijection))
+        layers = _flat(det.flow_.bijection)
+        lowered = _lowered(layers, int(keep.sum()))
+        self.layers = nn.ModuleList(layers if lowered is None else lowered)
         self.n_adabn = sum(isinstance(layer, AdaptiveBatchNorm) for layer in self.layers)
 
     def standardize(self, x: Tensor) -> Tensor:

@@ -88,3 +88,57 @@ def test_export_refuses_unfitted_and_missing_folder(tmp_path: Path) -> None:
     det = RealNVP(**SMALL, random_state=0).fit(np.random.default_rng(0).normal(size=(50, 2)))
     with pytest.raises(InputError, match="does not exist"):
         export_onnx(det, tmp_path / "missing" / "m.onnx")
+
+
+def _op_types(path: Path) -> set[str]:
+    import onnx
+
+    return {node.op_type for node in onnx.load(str(path)).graph.node}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_small_coupling_stacks_are_lowered_to_dense_layers(thyroid: np.ndarray, dtype: str, tmp_path: Path) -> None:
+    det = RobustRealNVP(n_couplings=4, hidden=(16, 16), epochs=3, dtype=dtype, random_state=0).fit(thyroid)
+    path = export_onnx(det, tmp_path / "m.onnx")["scoring"]
+    assert not _op_types(path) & {"Slice", "Concat", "Split"}  # no column moves left in the graph
+    ref = det.decision_function(thyroid)
+    np.testing.assert_allclose(OnnxScorer(path).decision_function(thyroid), ref, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(ref).max() / 1e3))
+
+
+def test_wide_networks_keep_the_sliced_layers(tmp_path: Path) -> None:
+    from flowad.export import onnx as export_module
+
+    X = np.random.default_rng(2).normal(size=(400, 10))
+    det = RealNVP(n_couplings=2, hidden=(8, export_module.MAX_LOWERED_WIDTH + 1), epochs=2, random_state=0).fit(X)
+    path = export_onnx(det, tmp_path / "m.onnx")["scoring"]
+    assert "Slice" in _op_types(path)
+    np.testing.assert_allclose(OnnxScorer(path).decision_function(X), det.decision_function(X), rtol=1e-4, atol=1e-4)
+
+
+def test_lowering_folds_any_permutation_into_the_weights() -> None:
+    import torch
+
+    from flowad.bijections import AffineCoupling, Compose, Permutation
+    from flowad.export.onnx import _lowered
+    from flowad.flows.flow import standard_normal_log_prob
+
+    torch.manual_seed(0)
+    d = 5
+    layers = []
+    for split in (2, 3, 1):
+        coupling = AffineCoupling(d, split=split, hidden=(8, 8), activation="tanh", lipschitz_k=1.0).eval()
+        with torch.no_grad():
+            for p in coupling.parameters():
+                p.add_(0.3 * torch.randn_like(p))
+        layers += [coupling, Permutation(torch.randperm(d))]
+    stack = Compose(layers).eval()
+    x = torch.randn(64, d, dtype=torch.float32)
+    with torch.no_grad():
+        z, ld = stack(x)
+        h, ld_low = x, torch.zeros(64)
+        for module in _lowered(layers, d):
+            h, step = module(h)
+            ld_low = ld_low + step
+    torch.testing.assert_close(ld_low, ld, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(standard_normal_log_prob(h), standard_normal_log_prob(z), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(torch.sort(h, dim=1).values, torch.sort(z, dim=1).values, rtol=1e-5, atol=1e-5)
