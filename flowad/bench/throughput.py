@@ -28,9 +28,16 @@ from sklearn.metrics import roc_auc_score
 
 __all__ = ["ARCHITECTURES", "run_throughput", "format_throughput"]
 
+def _default_label() -> str:
+    from flowad import RobustRealNVP
+
+    default = RobustRealNVP()
+    return f"{default.n_couplings} x {tuple(default.hidden)} (default)"
+
+
 #: RobustRealNVP architectures timed, by label (everything else at the defaults).
 ARCHITECTURES: dict[str, dict[str, Any]] = {
-    "6 x (64, 64) (default)": {},
+    _default_label(): {},
     "4 x (32, 32)": {"n_couplings": 4, "hidden": (32, 32)},
     "4 x (16, 16)": {"n_couplings": 4, "hidden": (16, 16)},
 }

@@ -37,8 +37,8 @@ logger = logging.getLogger("flowad")
 DETECTOR_REGISTRY: dict[str, type[BaseFlowDetector]] = {}
 
 #: Rows scored per forward pass; bounds the memory of scoring whatever N is. Small enough that a
-#: default coupling network's activations (rows x 64 floats) stay in a CPU's L2 cache: on the
-#: project's machine 4096 rows scored the default RobustRealNVP ~2x faster than 8192.
+#: default coupling network's activations (rows x 64 floats) stay in a CPU's L2 cache (on the
+#: project's machine 4096 scored the default RobustRealNVP faster than 8192).
 SCORE_BATCH = 4096
 #: A column whose training std is at most this times max(1, |mean|) counts as constant.
 CONSTANT_RTOL = 1e-12
