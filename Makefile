@@ -7,9 +7,9 @@ STAMP := $(VENV)/.flowad-installed
 
 .PHONY: setup demo test lint bench-speed two-moons
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml benchmarks/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev,bench,onnx,audio]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[all,dev]" -e ./benchmarks
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -20,10 +20,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 	$(BIN)/lint-imports
-	$(BIN)/ruff check flowad tests
+	$(BIN)/ruff check flowad tests benchmarks conftest.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check flowad tests
+	$(BIN)/ruff check flowad tests benchmarks conftest.py
 
 bench-speed: $(STAMP)
 	$(BIN)/flowad bench speed

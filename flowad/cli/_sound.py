@@ -1,6 +1,6 @@
 """``flowad sound fit``, ``adapt`` and ``score``: machine-sound folders in, per-file scores out.
 
-A shell over :mod:`flowad.audio_pipeline`; the feature settings, the domain rule and the
+A shell over :mod:`flowad.pipelines.sound`; the feature settings, the domain rule and the
 aggregation travel in the model file's manifest (its ``"audio_pipeline"`` entry), so ``adapt``
 and ``score`` use those the model was trained with.
 """
@@ -54,9 +54,9 @@ def fit(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summary."),
 ) -> None:
     """Train AdaFlow on the normal training files of FOLDER (domains from the file names)."""
-    from flowad.audio_pipeline import SoundDetector
     from flowad.detectors import AdaFlow
     from flowad.features.audio import AudioFeatureConfig
+    from flowad.pipelines.sound import SoundDetector
 
     check_output(output)
     params = {"random_state": seed, **_parse_set(set_)}
@@ -92,7 +92,7 @@ def adapt(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Add or update domains from normal training files, by forward passes only."""
-    from flowad.audio_pipeline import SoundDetector
+    from flowad.pipelines.sound import SoundDetector
 
     target = output or model_file
     check_output(target)
@@ -119,8 +119,8 @@ def score(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Write one row per file: file, machine, section, domain, label, score (higher = more anomalous)."""
-    from flowad.audio_pipeline import AGGREGATES, SoundDetector
     from flowad.io.tables import write_table
+    from flowad.pipelines.sound import AGGREGATES, SoundDetector
 
     if split not in _SPLITS:
         raise InputError(f"--split must be one of {list(_SPLITS)}, got {split!r}.")

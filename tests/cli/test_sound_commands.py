@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 pytest.importorskip("soundfile", reason="the audio extra (soundfile, librosa) is not installed")
 pytest.importorskip("librosa", reason="the audio extra (soundfile, librosa) is not installed")
 
-from flowad.audio_pipeline import SoundDetector  # noqa: E402
 from flowad.cli import app  # noqa: E402
 from flowad.features.audio import AudioFeatureConfig  # noqa: E402
-from tests.test_audio_pipeline import _dcase_folder  # noqa: E402
+from flowad.pipelines.sound import SoundDetector  # noqa: E402
+from tests.pipelines.test_sound import _dcase_folder  # noqa: E402
 
 SMALL = ["--n-mels", "16", "--context", "2", "--epochs", "3"]
 

@@ -1,0 +1,151 @@
+"""The study's other experiments: sensitivity, spectral-norm ablation, image-embedding protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from flowad_bench.embeddings import embedding_split, run_embeddings
+from typer.testing import CliRunner
+
+from flowad.cli import app
+
+
+def _invoke(args: list[str]) -> str:
+    result = CliRunner().invoke(app, [*args, "--no-progress"])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_trim_sensitivity_cli(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "trim"
+    _invoke(
+        [
+            "bench",
+            "trim-sensitivity",
+            "-d",
+            str(data_dir),
+            "-o",
+            str(out),
+            "--quick",
+            "--trim-ratios",
+            "0.05,0.2",
+            "--datasets",
+            "alpha,beta",
+        ]
+    )
+    rows = pd.read_csv(out / "results.csv")
+    assert len(rows) == 2 * 2
+    assert set(rows["setting"]) == {"trim=0.05", "trim=0.2"}
+    # the training split was resampled to a true contamination of 0.1
+    assert rows["train_contamination"].between(0.09, 0.11).all()
+    assert "trim ratio = 0.05" in (out / "table.md").read_text()
+    assert (out / "sensitivity.png").exists()
+
+
+def test_trim_sensitivity_rejects_non_flow_methods(data_dir: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["bench", "trim-sensitivity", "-d", str(data_dir), "-o", str(tmp_path), "-m", "IForest"]
+    )
+    assert result.exit_code == 2 and "flowad methods" in result.output
+
+
+def test_contamination_sensitivity_cli(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cont"
+    _invoke(
+        [
+            "bench",
+            "contamination-sensitivity",
+            "-d",
+            str(data_dir),
+            "-o",
+            str(out),
+            "--quick",
+            "--contaminations",
+            "0.1,0.3",
+            "--methods",
+            "RobustRealNVP,IForest",
+            "--datasets",
+            "alpha",
+        ]
+    )
+    rows = pd.read_csv(out / "results.csv")
+    assert len(rows) == 2 * 2
+    for c in (0.1, 0.3):
+        got = rows.loc[rows.setting == f"contamination={c:g}", "train_contamination"]
+        assert np.allclose(got, c, atol=0.01)
+    params = rows.loc[(rows.method == "RobustRealNVP") & (rows.setting == "contamination=0.3"), "params"].iloc[0]
+    assert '"contamination": 0.3' in params  # the trim ratio follows the true contamination
+    assert (out / "sensitivity.png").exists()
+
+
+def test_sn_ablation_reuses_odds_rows(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "abl"
+    _invoke(["bench", "odds", "-d", str(data_dir), "-o", str(out), "--quick", "--methods", "TrimRealNVP,RobustRealNVP"])
+    output = _invoke(["bench", "sn-ablation", "-d", str(data_dir), "-o", str(out), "--quick"])
+    assert "0 run(s) done, 6 resumed" in output
+    text = (out / "ablation.md").read_text()
+    assert "Robust − Trim" in text and "gamma" in text
+    assert (out / "ablation.png").exists()
+
+
+def _embeddings(
+    rng: np.random.Generator, n_per_class: int = 120, n_classes: int = 4, d: int = 20
+) -> tuple[np.ndarray, np.ndarray]:
+    centers = rng.normal(0.0, 3.0, size=(n_classes, d))
+    y = np.repeat(np.arange(n_classes), n_per_class)
+    return centers[y] + rng.normal(size=(y.size, d)), y
+
+
+@pytest.mark.parametrize("mode", ["u", "c"])
+def test_embedding_split_protocol(rng: np.random.Generator, mode: str) -> None:
+    _, y = _embeddings(rng)
+    train, test, y_test, anomaly_class = embedding_split(y, 2, mode, seed=0)
+    assert np.intersect1d(train, test).size == 0
+    n_normal_train = int((y[train] == 2).sum())
+    assert n_normal_train == 72  # 60 % of the class
+    assert abs((y[train] != 2).mean() - 0.1) < 0.01
+    assert int((y_test == 0).sum()) == int((y_test == 1).sum()) == 48  # balanced test set
+    np.testing.assert_array_equal(y_test, (y[test] != 2).astype(int))
+    if mode == "c":
+        assert anomaly_class != 2 and set(y[train][y[train] != 2]) == {anomaly_class}
+    else:
+        assert anomaly_class is None and len(set(y[train][y[train] != 2])) > 1
+
+
+def test_embeddings_cli(tmp_path: Path, rng: np.random.Generator) -> None:
+    folder = tmp_path / "emb"
+    folder.mkdir()
+    X, y = _embeddings(rng)
+    np.savez(folder / "toy.npz", X=X, y=y)
+    np.savez(folder / "broken.npz", X=X)
+    out = tmp_path / "out"
+    output = _invoke(
+        [
+            "bench",
+            "embeddings",
+            "-d",
+            str(folder),
+            "-o",
+            str(out),
+            "--quick",
+            "--methods",
+            "RobustRealNVP,IForest",
+            "--pca-dim",
+            "8",
+        ]
+    )
+    assert "skipped 'broken'" in output
+    rows = pd.read_csv(out / "results.csv")
+    assert len(rows) == 2 * 2 * 2  # two classes (quick) x two modes x two methods
+    assert (rows["pca_dim"] == 8).all()
+    assert rows["auc"].min() > 0.8  # well-separated classes
+    assert "RobustRealNVP -u" in (out / "table.md").read_text()
+    assert (out / "embeddings.png").exists()
+
+
+def test_embeddings_rejects_bad_mode(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="modes"):
+        run_embeddings(tmp_path, tmp_path / "o", modes=["x"])

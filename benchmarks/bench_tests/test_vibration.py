@@ -1,0 +1,119 @@
+"""The FEMTO / PRONOSTIA vibration benchmark: protocol, report and command, on a synthetic folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from flowad_bench.vibration import (
+    CONDITIONS,
+    METHODS,
+    VibrationBenchConfig,
+    _splits,
+    published_baselines,
+    run_vibration_benchmark,
+    run_vibration_task,
+    summarize,
+    vibration_markdown,
+)
+from typer.testing import CliRunner
+
+from flowad.cli import app
+from flowad.features.vibration import femto_features
+
+FEMTO = Path(__file__).resolve().parents[3] / "shared" / "data" / "vibration" / "femto_pronostia"
+TINY = VibrationBenchConfig(n_adapt=(5, 10), seeds=(0,), epochs=2, finetune_epochs=1, iforest_trees=10)
+
+
+@pytest.fixture(scope="module")
+def femto_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 conditions x 1 bearing, 40 healthy + 10 late-life snapshots each; late life is louder at 6 kHz."""
+    root = tmp_path_factory.mktemp("femto")
+    rng = np.random.default_rng(0)
+    t = np.arange(2560) / 25_600.0
+    lines = ["path,bearing,condition,rpm,load_N,snapshot_idx,life_snapshots,life_fraction,label"]
+    for c, cond in enumerate(CONDITIONS):
+        lf = np.concatenate([np.linspace(0.05, 0.49, 40), np.linspace(0.85, 0.96, 10)])
+        for k, f in enumerate(lf):
+            label = int(f >= 0.85)
+            sig = (1 + c) * rng.normal(size=(2560, 2)) + (3.0 * label) * np.sin(2 * np.pi * 6000 * t)[:, None]
+            rel = f"B{c}/acc_{k:05d}.csv"
+            (root / f"B{c}").mkdir(exist_ok=True)
+            np.savetxt(root / rel, np.column_stack([np.zeros((2560, 4)), sig]), delimiter=",", fmt="%.4g")
+            lines.append(f"{rel},B{c},{cond},1800,4000,{k},50,{f:.4f},{label}")
+    (root / "index.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_splits_are_nested_and_disjoint(femto_dir: Path) -> None:
+    frame = pd.read_csv(femto_dir / "index.csv")
+    late = (frame.condition == "C2").to_numpy() & (frame.label == 1).to_numpy()
+    splits = _splits(frame, "C2", 3, (5, 10), (0.05, 0.5), late)
+    assert set(splits[5].adapt) <= set(splits[10].adapt)
+    for s in splits.values():
+        assert not set(s.adapt) & set(s.test)
+        assert (frame.condition.to_numpy()[s.test] == "C2").all()
+        np.testing.assert_array_equal(frame.label.to_numpy()[s.test], s.y)
+        assert s.y.sum() == 10 and (s.y == 0).sum() == 40 - len(s.adapt)
+
+
+def test_task_rows_and_metrics(femto_dir: Path) -> None:
+    frame, X = femto_features(femto_dir)
+    rows = pd.DataFrame(run_vibration_task(frame, X, "C1", 0, TINY))
+    late = rows[rows.experiment == "late_life"]
+    assert set(late.method) == set(METHODS)
+    assert set(rows[rows.experiment == "drift_control"].method) == set(METHODS) - {"nf_finetuned"}
+    assert late.auroc.between(0, 1).all() and late.pauc.between(0, 1).all()
+    assert late[late.method.isin(["adaflow", "nf_unadapted", "nf_finetuned"])].nll.notna().all()
+    assert (late[late.method == "adaflow"].adapt_seconds > 0).all()
+    # late life is a strong 6 kHz tone: the per-domain Gaussian finds it
+    assert late[late.method == "gauss_target_only"].auroc.min() > 0.9
+
+
+def test_benchmark_report_and_command(femto_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    results = run_vibration_benchmark(femto_dir, out, TINY, progress=False)
+    assert (out / "results.csv").is_file() and (out / "features.npz").is_file()
+    assert len(pd.read_csv(out / "results.csv")) == len(results)
+    stamp = (out / "results.csv").stat().st_mtime_ns
+    again = run_vibration_benchmark(femto_dir, out, TINY, progress=False)  # resumes: every task is done
+    assert len(again) == len(results) and (out / "results.csv").stat().st_mtime_ns == stamp
+    s = summarize(results)
+    assert set(s.n_seeds) == {1}
+    md = vibration_markdown(results, TINY, "flowad bench vibration --test", {})
+    assert "published in the data README" in md and "0.823" in md
+    assert "below* their healthy level" in md and "offline benchmark" in md
+    assert "Targets of issue 6" in md
+
+    res = CliRunner().invoke(
+        app, ["bench", "vibration", "--data", str(femto_dir), "--out", str(tmp_path / "cli"), "--quick", "--no-validate",
+              "--n-adapt", "5", "--n-adapt", "10"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "Command: `flowad" in (tmp_path / "cli" / "table.md").read_text()
+    assert (tmp_path / "cli" / "auroc.png").stat().st_size > 1000
+
+
+def test_command_reports_a_missing_folder(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["bench", "vibration", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "index.csv" in res.output
+
+
+def test_published_baselines_are_labelled() -> None:
+    pub = published_baselines()
+    assert len(pub) == 21
+    assert float(pub[(pub.method == "gauss_target_only") & (pub.n_adapt == 10)].auroc.iloc[0]) == 0.823
+
+
+@pytest.mark.skipif(not FEMTO.is_dir(), reason="needs ../shared/data/vibration/femto_pronostia")
+def test_real_data_simple_baselines_match_the_readme(tmp_path: Path) -> None:
+    """On the real data our features and simple baselines land within 0.05 of the README's AUROCs."""
+    frame, X = femto_features(FEMTO, tmp_path / "features.npz")
+    cfg = VibrationBenchConfig(n_adapt=(10, 100), seeds=(0,), epochs=1, finetune_epochs=1, iforest_trees=50, drift_control=False)
+    rows = pd.concat([pd.DataFrame(run_vibration_task(frame, X, t, 0, cfg)) for t in CONDITIONS])
+    ours = rows.groupby(["method", "n_adapt"]).auroc.mean()
+    pub = published_baselines()
+    for _, p in pub[(pub.experiment == "late_life") & pub.n_adapt.isin([10, 100])].iterrows():
+        assert abs(ours[(p.method, p.n_adapt)] - p.auroc) < 0.05, (p.method, p.n_adapt, ours[(p.method, p.n_adapt)])

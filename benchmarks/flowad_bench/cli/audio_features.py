@@ -1,0 +1,34 @@
+"""``flowad bench audio-features``: log-mel extraction speed, seconds per hour of audio on one core."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import typer
+
+from flowad.cli._common import user_errors
+from flowad_bench.cli import bench_app
+
+
+@bench_app.command("audio-features")
+@user_errors
+def audio_features(
+    data: Path = typer.Option(None, "--data", help="Folder of real audio files to cycle through (default: generated WAV files)."),
+    seconds: float = typer.Option(3600.0, "--seconds", help="Audio duration to extract, in seconds."),
+    out: Path = typer.Option(None, "--out", "-o", help="Folder for report.txt and result.json (printed only if omitted)."),
+) -> None:
+    """Time reading + log-mel + context stacking of --seconds of audio on one thread."""
+    from flowad_bench.audio_features import AudioSpeedConfig, format_audio_speed, run_audio_feature_speed
+
+    result = run_audio_feature_speed(data, AudioSpeedConfig(seconds=seconds))
+    command = "flowad " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    report = f"Command: {command}\n\n" + format_audio_speed(result)
+    typer.echo(report)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.txt").write_text(report + "\n", encoding="utf-8")
+        (out / "result.json").write_text(json.dumps({"command": command, **result}, indent=2) + "\n", encoding="utf-8")
+        typer.echo(f"Wrote {out / 'report.txt'} and {out / 'result.json'}")

@@ -1,0 +1,252 @@
+"""``flowad bench odds`` and the study's other experiments (sensitivity, ablation, embeddings).
+
+Parsing only: every command calls a runner of :mod:`flowad_bench` and prints where the
+results went. Each output folder gets a resumable ``results.csv``, a markdown table and a PNG.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import typer
+
+from flowad_bench.cli import bench_app
+
+_DATA = typer.Option(
+    ..., "--data", "-d", help="Folder of datasets (.npz with X, y; ODDS .mat; CSV with a label column)."
+)
+_OUT = typer.Option(..., "--out", "-o", help="Output folder; an existing results.csv there is resumed.")
+_SEEDS = typer.Option(5, "--seeds", min=1, help="Number of seeds (0 .. N-1); --quick uses 1.")
+_JOBS = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes (one torch thread each).")
+_QUICK = typer.Option(False, "--quick", help="Smoke test: one seed, the three smallest datasets, few epochs.")
+_DATASETS = typer.Option(None, "--datasets", help="Comma-separated dataset file stems (default: all files in --data).")
+_NO_PROGRESS = typer.Option(False, "--no-progress", help="Hide the progress bar.")
+
+
+def _command_line() -> str:
+    """The command as typed (for the report); empty when not run from a shell (e.g. in tests)."""
+    if not sys.argv or not Path(sys.argv[0]).name.startswith("flowad"):
+        return ""
+    return "flowad " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _split(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [v for v in value.replace(" ", ",").split(",") if v]
+
+
+def _floats(value: str, name: str) -> list[float]:
+    try:
+        return [float(v) for v in _split(value) or []]
+    except ValueError:
+        raise typer.BadParameter(f"{name} must be comma-separated numbers, got {value!r}.") from None
+
+
+def _report(run, what: str) -> None:  # noqa: ANN001 - any of the bench run records
+    s = run.summary
+    for sk in run.skipped:
+        typer.echo(f"skipped {sk.name!r} ({sk.path}): {sk.reason}", err=True)
+    for tid, err in s.failures:
+        typer.echo(f"FAILED {tid}: {err}", err=True)
+    typer.echo(
+        f"{what}: {s.n_done} run(s) done, {s.n_skipped} resumed from {run.results_csv}, {len(s.failures)} failed; "
+        f"table: {run.table_md}; plot: {run.plot_png}"
+    )
+
+
+def _guard(fn):  # noqa: ANN001, ANN202
+    """Turn the library's input errors into a clean CLI error (exit code 2)."""
+    from flowad.exceptions import FlowadError
+
+    def call(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        try:
+            return fn(*args, **kwargs)
+        except (FlowadError, ValueError) as err:
+            typer.echo(f"Error: {err}", err=True)
+            raise typer.Exit(code=2) from None
+
+    return call
+
+
+@bench_app.command("odds")
+def odds(
+    data: Path = _DATA,
+    out: Path = _OUT,
+    methods: str = typer.Option(
+        "all",
+        "--methods",
+        "-m",
+        help="Comma-separated methods or groups: all, flowad, pyod, RealNVP, TrimRealNVP, RobustRealNVP, IForest, LOF, OCSVM, KNN, ECOD, AutoEncoder, VAE, DeepSVDD, SO_GAAL.",
+    ),
+    seeds: int = _SEEDS,
+    jobs: int = _JOBS,
+    quick: bool = _QUICK,
+    datasets: str = _DATASETS,
+    contamination: str = typer.Option(
+        "default",
+        help="'default': every detector keeps its default contamination; 'oracle': told the training split's true anomaly fraction (uses training labels).",
+    ),
+    no_progress: bool = _NO_PROGRESS,
+) -> None:
+    """The RobustRealNVP study's ODDS protocol: every method × dataset × seed, stratified 60/40
+    split, unlabeled contaminated training, test ROC AUC / AP; table with the published AUCs."""
+    from flowad_bench.odds import run_odds
+
+    run = _guard(run_odds)(
+        data,
+        out,
+        methods=methods,
+        datasets=_split(datasets),
+        seeds=seeds,
+        jobs=jobs,
+        quick=quick,
+        contamination=contamination,
+        progress=not no_progress,
+        command=_command_line(),
+    )
+    _report(run, "odds")
+
+
+@bench_app.command("trim-sensitivity")
+def trim_sensitivity(
+    data: Path = _DATA,
+    out: Path = _OUT,
+    trim_ratios: str = typer.Option("0.05,0.075,0.1,0.15,0.2", "--trim-ratios", help="Comma-separated trim ratios."),
+    methods: str = typer.Option("RobustRealNVP", "--methods", "-m", help="Trimmed flowad methods."),
+    seeds: int = _SEEDS,
+    jobs: int = _JOBS,
+    quick: bool = _QUICK,
+    datasets: str = _DATASETS,
+    no_progress: bool = _NO_PROGRESS,
+) -> None:
+    """Sensitivity to a misestimated trim ratio: training split resampled to a true contamination
+    of 0.1, flows trained with each trim ratio."""
+    from flowad_bench.sensitivity import run_trim_sensitivity
+
+    run = _guard(run_trim_sensitivity)(
+        data,
+        out,
+        trim_ratios=_floats(trim_ratios, "--trim-ratios"),
+        methods=methods,
+        datasets=_split(datasets),
+        seeds=seeds,
+        jobs=jobs,
+        quick=quick,
+        progress=not no_progress,
+        command=_command_line(),
+    )
+    _report(run, "trim-sensitivity")
+
+
+@bench_app.command("contamination-sensitivity")
+def contamination_sensitivity(
+    data: Path = _DATA,
+    out: Path = _OUT,
+    contaminations: str = typer.Option(
+        "0.1,0.2,0.3,0.4", "--contaminations", help="Comma-separated true training contaminations."
+    ),
+    trim: float = typer.Option(
+        None, "--trim", help="Fixed trim ratio of the trimmed flows (default: the true contamination)."
+    ),
+    methods: str = typer.Option("flowad", "--methods", "-m", help="Methods or groups."),
+    seeds: int = _SEEDS,
+    jobs: int = _JOBS,
+    quick: bool = _QUICK,
+    datasets: str = _DATASETS,
+    no_progress: bool = _NO_PROGRESS,
+) -> None:
+    """Sensitivity to the true training contamination (anomalies of the training split resampled
+    to each level; test split untouched)."""
+    from flowad_bench.sensitivity import run_contamination_sensitivity
+
+    run = _guard(run_contamination_sensitivity)(
+        data,
+        out,
+        contaminations=_floats(contaminations, "--contaminations"),
+        trim=trim,
+        methods=methods,
+        datasets=_split(datasets),
+        seeds=seeds,
+        jobs=jobs,
+        quick=quick,
+        progress=not no_progress,
+        command=_command_line(),
+    )
+    _report(run, "contamination-sensitivity")
+
+
+@bench_app.command("sn-ablation")
+def sn_ablation(
+    data: Path = _DATA,
+    out: Path = _OUT,
+    seeds: int = _SEEDS,
+    jobs: int = _JOBS,
+    quick: bool = _QUICK,
+    datasets: str = _DATASETS,
+    no_progress: bool = _NO_PROGRESS,
+) -> None:
+    """Spectral-normalization ablation: TrimRealNVP vs RobustRealNVP, paired per dataset and seed
+    (reuses the rows of an ODDS run when --out is its folder)."""
+    from flowad_bench.sensitivity import run_sn_ablation
+
+    run = _guard(run_sn_ablation)(
+        data,
+        out,
+        datasets=_split(datasets),
+        seeds=seeds,
+        jobs=jobs,
+        quick=quick,
+        progress=not no_progress,
+        command=_command_line(),
+    )
+    _report(run, "sn-ablation")
+
+
+@bench_app.command("embeddings")
+def embeddings(
+    data: Path = typer.Option(
+        ..., "--data", "-d", help="Folder of embedding .npz files (X: features, y: integer class labels)."
+    ),
+    out: Path = _OUT,
+    methods: str = typer.Option(
+        "RealNVP,TrimRealNVP,RobustRealNVP,IForest", "--methods", "-m", help="Methods or groups."
+    ),
+    modes: str = typer.Option(
+        "u,c", "--modes", help="'u': contamination uniform over other classes; 'c': from one other class."
+    ),
+    classes: str = typer.Option(None, "--classes", help="Comma-separated normal classes (default: all)."),
+    max_train: int = typer.Option(None, "--max-train", min=2, help="Cap on training normals per task."),
+    pca_dim: int = typer.Option(128, "--pca-dim", min=1, help="PCA dimension (fitted on the training set)."),
+    seeds: int = _SEEDS,
+    jobs: int = _JOBS,
+    quick: bool = typer.Option(
+        False, "--quick", help="One seed, two normal classes, at most 500 training normals, few epochs."
+    ),
+    no_progress: bool = _NO_PROGRESS,
+) -> None:
+    """The image-embedding protocol: one class normal, training contamination 0.1 (-u uniform or
+    -c single other class), PCA to 128, balanced test set."""
+    from flowad_bench.embeddings import run_embeddings
+
+    try:
+        class_list = None if classes is None else [int(c) for c in _split(classes) or []]
+    except ValueError:
+        raise typer.BadParameter(f"--classes must be comma-separated integers, got {classes!r}.") from None
+    run = _guard(run_embeddings)(
+        data,
+        out,
+        methods=methods,
+        modes=_split(modes) or [],
+        classes=class_list,
+        seeds=seeds,
+        max_train=max_train,
+        pca_dim=pca_dim,
+        jobs=jobs,
+        quick=quick,
+        progress=not no_progress,
+        command=_command_line(),
+    )
+    _report(run, "embeddings")

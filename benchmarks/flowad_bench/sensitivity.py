@@ -1,0 +1,476 @@
+"""The study's sensitivity experiments and its spectral-normalization ablation.
+
+* **Trim-ratio sensitivity** – the training split is resampled to a true contamination of
+  0.1; the trimmed flows are trained with a misestimated trim ratio (0.05 … 0.2).
+* **Contamination sensitivity** – the training split is resampled to a true contamination of
+  0.1 … 0.4 (anomalies of the *training* split drawn again, with replacement when there are
+  too few, so duplicates appear); the trim ratio follows the true contamination unless fixed.
+* **Spectral-normalization ablation** – TrimRealNVP (no Lipschitz bound) against
+  RobustRealNVP (bound) under the ODDS protocol; paired per dataset.
+
+Each writes ``results.csv`` (resumable), ``table.md`` and a PNG in its output folder. The
+test split is the protocol's 40 % split and is never resampled.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from flowad_bench.datasets import SkippedFile, load_folder
+from flowad_bench.methods import FLOWAD_METHODS, parse_methods
+from flowad_bench.odds import RESULT_FIELDS, OddsTask, make_tasks, run_task, select_datasets
+from flowad_bench.report import format_mean_std, frame_to_markdown, load_results
+from flowad_bench.runner import RunSummary, run_tasks
+
+__all__ = [
+    "TRIM_RATIOS",
+    "TRUE_CONTAMINATIONS",
+    "StudyRun",
+    "run_trim_sensitivity",
+    "run_contamination_sensitivity",
+    "run_sn_ablation",
+    "sensitivity_markdown",
+    "plot_sensitivity",
+]
+
+#: Trim ratios of the misestimation experiment (true contamination 0.1).
+TRIM_RATIOS = (0.05, 0.075, 0.1, 0.15, 0.2)
+#: True training contaminations of the contamination experiment.
+TRUE_CONTAMINATIONS = (0.1, 0.2, 0.3, 0.4)
+#: True contamination of the trim-ratio experiment.
+TRIM_TRUE_CONTAMINATION = 0.1
+
+
+@dataclass
+class StudyRun:
+    """What a study command did and wrote."""
+
+    summary: RunSummary
+    skipped: list[SkippedFile]
+    results_csv: Path
+    table_md: Path
+    plot_png: Path
+
+
+def _prepare(data: str | os.PathLike[str], datasets: Sequence[str] | None, quick: bool, seeds: int):  # noqa: ANN202
+    found, skipped = load_folder(data, datasets)
+    chosen = select_datasets(found, quick)
+    n_seeds = 1 if quick else int(seeds)
+    if n_seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}.")
+    return chosen, skipped, list(range(n_seeds))
+
+
+def _check_values(name: str, values: Sequence[float], low: float, high: float) -> list[float]:
+    vals = [float(v) for v in values]
+    bad = [v for v in vals if not low <= v < high]
+    if not vals or bad:
+        raise ValueError(f"{name} must be a non-empty list of floats in [{low}, {high}), got {list(values)}.")
+    return vals
+
+
+def run_trim_sensitivity(
+    data: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    trim_ratios: Sequence[float] = TRIM_RATIOS,
+    methods: str | Sequence[str] = "RobustRealNVP",
+    datasets: Sequence[str] | None = None,
+    seeds: int = 5,
+    jobs: int = 1,
+    quick: bool = False,
+    progress: bool = True,
+    command: str = "",
+) -> StudyRun:
+    """Misestimated trim ratio: true training contamination 0.1, trim ratio varied.
+
+    Parameters
+    ----------
+    data, out : path-like
+        Dataset folder and output folder.
+    trim_ratios : sequence of float, default=(0.05, 0.075, 0.1, 0.15, 0.2)
+    methods : str or list of str, default="RobustRealNVP"
+        Trimmed flowad methods (``trim_ratio`` is set on each).
+    datasets, seeds, jobs, quick, progress, command
+        As in :func:`flowad_bench.odds.run_odds`.
+
+    Returns
+    -------
+    StudyRun
+    """
+    ratios = _check_values("trim_ratios", trim_ratios, 0.0, 0.5)
+    names = parse_methods(methods)
+    not_flow = [m for m in names if m not in FLOWAD_METHODS]
+    if not_flow:
+        raise ValueError(f"the trim-ratio experiment needs flowad methods (they take trim_ratio); got {not_flow}.")
+    chosen, skipped, seed_list = _prepare(data, datasets, quick, seeds)
+    tasks = [
+        OddsTask(
+            dataset=d.name,
+            path=d.path,
+            method=m,
+            seed=s,
+            quick=quick,
+            train_contamination=TRIM_TRUE_CONTAMINATION,
+            overrides=(("trim_ratio", r), ("contamination", TRIM_TRUE_CONTAMINATION)),
+            experiment="trim-sensitivity",
+            setting=f"trim={r:g}",
+        )
+        for d in chosen
+        for m in names
+        for r in ratios
+        for s in seed_list
+    ]
+    return _run_study(
+        tasks,
+        skipped,
+        out,
+        factor="trim ratio",
+        values=ratios,
+        methods=names,
+        command=command,
+        jobs=jobs,
+        progress=progress,
+        title=f"Sensitivity to a misestimated trim ratio (true contamination {TRIM_TRUE_CONTAMINATION})",
+        quick=quick,
+    )
+
+
+def run_contamination_sensitivity(
+    data: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    contaminations: Sequence[float] = TRUE_CONTAMINATIONS,
+    trim: float | None = None,
+    methods: str | Sequence[str] = "flowad",
+    datasets: Sequence[str] | None = None,
+    seeds: int = 5,
+    jobs: int = 1,
+    quick: bool = False,
+    progress: bool = True,
+    command: str = "",
+) -> StudyRun:
+    """True training contamination varied by resampling training anomalies.
+
+    Parameters
+    ----------
+    contaminations : sequence of float, default=(0.1, 0.2, 0.3, 0.4)
+    trim : float or None, default=None
+        None: every detector is told the true contamination (so the trimmed flows trim it);
+        a float: flowad's trimmed flows use this fixed trim ratio whatever the truth.
+    data, out, methods, datasets, seeds, jobs, quick, progress, command
+        As in :func:`run_trim_sensitivity`; any method may be used.
+
+    Returns
+    -------
+    StudyRun
+    """
+    values = _check_values("contaminations", contaminations, 0.0, 0.5 + 1e-12)
+    names = parse_methods(methods)
+    chosen, skipped, seed_list = _prepare(data, datasets, quick, seeds)
+    tasks = []
+    for d in chosen:
+        for m in names:
+            for c in values:
+                if trim is None:
+                    overrides: tuple = (("contamination", c),)
+                elif m in ("TrimRealNVP", "RobustRealNVP"):
+                    overrides = (("trim_ratio", float(trim)), ("contamination", c))
+                else:
+                    overrides = (("contamination", c),)
+                setting = f"contamination={c:g}" + ("" if trim is None else f",trim={float(trim):g}")
+                for s in seed_list:
+                    tasks.append(
+                        OddsTask(
+                            dataset=d.name,
+                            path=d.path,
+                            method=m,
+                            seed=s,
+                            quick=quick,
+                            train_contamination=c,
+                            overrides=overrides,
+                            experiment="contamination-sensitivity",
+                            setting=setting,
+                        )
+                    )
+    how = "trim ratio = true contamination" if trim is None else f"fixed trim ratio {trim:g}"
+    return _run_study(
+        tasks,
+        skipped,
+        out,
+        factor="true contamination",
+        values=values,
+        methods=names,
+        command=command,
+        jobs=jobs,
+        progress=progress,
+        title=f"Sensitivity to the true training contamination ({how})",
+        quick=quick,
+    )
+
+
+def _factor_value(task: OddsTask) -> float:
+    if task.experiment == "trim-sensitivity":
+        return float(dict(task.overrides)["trim_ratio"])
+    assert task.train_contamination is not None
+    return float(task.train_contamination)
+
+
+def _run_study(
+    tasks: list[OddsTask],
+    skipped: list[SkippedFile],
+    out: str | os.PathLike[str],
+    *,
+    factor: str,
+    values: list[float],
+    methods: list[str],
+    command: str,
+    jobs: int,
+    progress: bool,
+    title: str,
+    quick: bool,
+) -> StudyRun:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = out / "results.csv"
+    summary = run_tasks(
+        tasks,
+        run_task,
+        csv_path,
+        jobs=jobs,
+        fields=RESULT_FIELDS,
+        progress=progress,
+        desc=tasks[0].experiment if tasks else "study",
+    )
+    run = StudyRun(summary, skipped, csv_path, out / "table.md", out / "sensitivity.png")
+    if not csv_path.exists():
+        return run
+    frame = load_results(csv_path)
+    factor_of = {t.task_id: _factor_value(t) for t in tasks}
+    frame = frame[frame["task_id"].isin(factor_of)].copy()
+    frame["factor"] = frame["task_id"].map(factor_of)
+    notes = _notes(run, len(tasks), len(frame), quick)
+    run.table_md.write_text(
+        sensitivity_markdown(
+            frame, factor=factor, values=values, methods=methods, title=title, command=command, notes=notes
+        )
+    )
+    if not frame.empty:
+        plot_sensitivity(frame, run.plot_png, factor=factor, methods=methods, title=title)
+    return run
+
+
+def _notes(run: StudyRun, n_tasks: int, n_rows: int, quick: bool) -> list[str]:
+    notes = [f"Skipped dataset file {s.name!r} ({s.path}): {s.reason}" for s in run.skipped]
+    notes += [f"Task {tid} failed: {err}" for tid, err in run.summary.failures]
+    if n_rows < n_tasks:
+        notes.append(f"PARTIAL: {n_tasks - n_rows} of {n_tasks} runs have no result yet.")
+    if quick:
+        notes.append("QUICK mode: one seed, the three smallest datasets, reduced epochs — a smoke test.")
+    return notes
+
+
+def sensitivity_markdown(
+    frame: pd.DataFrame,
+    *,
+    factor: str,
+    values: list[float],
+    methods: list[str],
+    title: str,
+    command: str = "",
+    notes: list[str] | None = None,
+) -> str:
+    """Table: one row per dataset × method, one column per factor value (AUC mean ± std over seeds)."""
+    parts = [f"# {title}", ""]
+    if command:
+        parts += ["Command:", "", "```", command, "```", ""]
+    parts += [
+        "Training split resampled to the stated contamination from its own anomalies (with replacement "
+        "when there are too few, so anomalies can repeat); test split = the protocol's 40 % stratified split, "
+        "untouched. Test ROC AUC, mean ± std over seeds.",
+        "",
+    ]
+    if not frame.empty:
+        stats = frame.groupby(["dataset", "method", "factor"])["auc"].agg(["mean", "std"]).fillna(0.0)
+        rows = {}
+        for (d, m), grp in stats.groupby(level=[0, 1], sort=False):
+            g = grp.droplevel([0, 1])
+            rows[f"{d} / {m}"] = [format_mean_std(g["mean"].get(v, np.nan), g["std"].get(v, 0.0)) for v in values]
+        per_ds = frame.groupby(["method", "factor", "dataset"])["auc"].mean()
+        for m in methods:
+            if m in per_ds.index.get_level_values(0):
+                means = per_ds.loc[m].groupby(level=0).mean()
+                rows[f"**mean over datasets / {m}**"] = [f"{means.get(v, np.nan):.3f}" for v in values]
+        table = pd.DataFrame.from_dict(rows, orient="index", columns=[f"{factor} = {v:g}" for v in values])
+        parts += [frame_to_markdown(table, "dataset / method"), ""]
+    else:
+        parts += ["No results yet.", ""]
+    if notes:
+        parts += ["## Notes", "", *(f"- {n}" for n in notes), ""]
+    return "\n".join(parts)
+
+
+def plot_sensitivity(
+    frame: pd.DataFrame, path: str | os.PathLike[str], *, factor: str, methods: list[str], title: str
+) -> None:
+    """Mean AUC over datasets against the factor, one line per method; thin lines per dataset."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    cmap = plt.get_cmap("tab10")
+    per_ds = frame.groupby(["method", "dataset", "factor"])["auc"].mean()
+    for j, m in enumerate(methods):
+        if m not in per_ds.index.get_level_values(0):
+            continue
+        sub = per_ds.loc[m]
+        for d in sub.index.get_level_values(0).unique():
+            s = sub.loc[d].sort_index()
+            ax.plot(s.index, s.values, color=cmap(j % 10), lw=0.6, alpha=0.35)
+        mean = sub.groupby(level=1).mean().sort_index()
+        ax.plot(mean.index, mean.values, "o-", color=cmap(j % 10), lw=2, label=f"{m} (mean over datasets)")
+    ax.set_xlabel(factor)
+    ax.set_ylabel("test ROC AUC")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(Path(path), dpi=120)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------ ablation
+def run_sn_ablation(
+    data: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    datasets: Sequence[str] | None = None,
+    seeds: int = 5,
+    jobs: int = 1,
+    quick: bool = False,
+    progress: bool = True,
+    command: str = "",
+) -> StudyRun:
+    """Spectral-normalization ablation: TrimRealNVP vs RobustRealNVP, paired per dataset and seed.
+
+    Rows share their task ids with :func:`flowad_bench.odds.run_odds`, so pointing ``out`` at
+    an ODDS output folder reuses its TrimRealNVP and RobustRealNVP rows.
+
+    Returns
+    -------
+    StudyRun
+    """
+    methods = ["TrimRealNVP", "RobustRealNVP"]
+    chosen, skipped, seed_list = _prepare(data, datasets, quick, seeds)
+    tasks = make_tasks(chosen, methods, seed_list, quick=quick)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = out / "results.csv"
+    summary = run_tasks(
+        tasks, run_task, csv_path, jobs=jobs, fields=RESULT_FIELDS, progress=progress, desc="sn-ablation"
+    )
+    run = StudyRun(summary, skipped, csv_path, out / "ablation.md", out / "ablation.png")
+    if not csv_path.exists():
+        return run
+    frame = load_results(csv_path)
+    frame = frame[frame["task_id"].isin({t.task_id for t in tasks})]
+    notes = _notes(run, len(tasks), len(frame), quick)
+    run.table_md.write_text(ablation_markdown(frame, command=command, notes=notes))
+    if not frame.empty:
+        plot_ablation(frame, run.plot_png)
+    return run
+
+
+def ablation_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset: mean AUC of both methods, mean paired difference (Robust − Trim), seeds won."""
+    wide = frame.pivot_table(index=["dataset", "seed"], columns="method", values="auc").dropna()
+    wide["diff"] = wide["RobustRealNVP"] - wide["TrimRealNVP"]
+    g = wide.groupby(level=0, sort=False)
+    return pd.DataFrame(
+        {
+            "TrimRealNVP": g["TrimRealNVP"].mean(),
+            "RobustRealNVP": g["RobustRealNVP"].mean(),
+            "diff_mean": g["diff"].mean(),
+            "diff_std": g["diff"].std().fillna(0.0),
+            "seeds_robust_better": g["diff"].apply(lambda s: int((s > 0).sum())),
+            "n_seeds": g["diff"].size(),
+        }
+    )
+
+
+def ablation_markdown(frame: pd.DataFrame, *, command: str = "", notes: list[str] | None = None) -> str:
+    """Markdown of :func:`ablation_table` plus a Wilcoxon signed-rank test over datasets."""
+    parts = ["# Spectral-normalization ablation: TrimRealNVP (no Lipschitz bound) vs RobustRealNVP", ""]
+    if command:
+        parts += ["Command:", "", "```", command, "```", ""]
+    parts += [
+        "ODDS protocol (stratified 60/40 split per seed, unlabeled contaminated training split); test ROC AUC.",
+        "",
+    ]
+    if frame.empty or not {"TrimRealNVP", "RobustRealNVP"} <= set(frame["method"]):
+        parts += ["No paired results yet.", ""]
+    else:
+        tab = ablation_table(frame)
+        cells = pd.DataFrame(
+            {
+                "TrimRealNVP": tab["TrimRealNVP"].map("{:.3f}".format),
+                "RobustRealNVP": tab["RobustRealNVP"].map("{:.3f}".format),
+                "Robust − Trim (mean ± std over seeds)": [
+                    format_mean_std(a, b) for a, b in zip(tab["diff_mean"], tab["diff_std"], strict=True)
+                ],
+                "seeds Robust better": [
+                    f"{a}/{b}" for a, b in zip(tab["seeds_robust_better"], tab["n_seeds"], strict=True)
+                ],
+            },
+            index=tab.index,
+        )
+        cells.loc["**mean**"] = [
+            f"{tab['TrimRealNVP'].mean():.3f}",
+            f"{tab['RobustRealNVP'].mean():.3f}",
+            f"{tab['diff_mean'].mean():+.3f}",
+            f"{int((tab['diff_mean'] > 0).sum())}/{len(tab)} datasets",
+        ]
+        parts += [frame_to_markdown(cells, "dataset"), ""]
+        if len(tab) >= 5 and (tab["diff_mean"] != 0).any():
+            from scipy.stats import wilcoxon
+
+            p = float(wilcoxon(tab["diff_mean"]).pvalue)
+            parts += [f"Wilcoxon signed-rank test over the {len(tab)} per-dataset mean differences: p = {p:.3g}.", ""]
+        else:
+            parts += ["Too few datasets (< 5) for a signed-rank test.", ""]
+    if notes:
+        parts += ["## Notes", "", *(f"- {n}" for n in notes), ""]
+    return "\n".join(parts)
+
+
+def plot_ablation(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+    """Scatter of per-dataset mean AUC: TrimRealNVP (x) vs RobustRealNVP (y), with the diagonal."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tab = ablation_table(frame)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(tab["TrimRealNVP"], tab["RobustRealNVP"], s=20)
+    for name, row in tab.iterrows():
+        ax.annotate(
+            str(name), (row["TrimRealNVP"], row["RobustRealNVP"]), fontsize=7, xytext=(3, 3), textcoords="offset points"
+        )
+    lo = float(min(tab["TrimRealNVP"].min(), tab["RobustRealNVP"].min(), 0.5)) - 0.02
+    ax.plot([lo, 1], [lo, 1], color="grey", lw=0.8, ls="--")
+    ax.set_xlim(lo, 1.0)
+    ax.set_ylim(lo, 1.0)
+    ax.set_xlabel("TrimRealNVP AUC (no spectral norm)")
+    ax.set_ylabel("RobustRealNVP AUC (spectral norm)")
+    ax.set_title("Spectral-normalization ablation (above the line: SN helps)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(Path(path), dpi=120)
+    plt.close(fig)

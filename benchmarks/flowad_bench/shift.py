@@ -1,0 +1,207 @@
+"""Helpers shared by the domain-shift benchmarks (vibration, semi-synthetic sound).
+
+Both benchmarks produce rows ``(experiment, target, seed, n_adapt, method, auroc, pauc, nll,
+adapt_seconds, ...)``; this module holds the metrics and the summaries / markdown tables
+computed from such rows, so that both report them the same way.
+
+pAUC is computed as in the DCASE Task 2 baseline code, with
+``sklearn.metrics.roc_auc_score(max_fpr=0.1)``, which returns the **McClish-standardized**
+partial AUC (0.5 = chance, 1 = perfect).
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.covariance import LedoitWolf
+from sklearn.metrics import roc_auc_score
+
+from flowad.detectors import AdaFlow
+from flowad_bench.report import format_mean_std, frame_to_markdown
+
+__all__ = [
+    "PAUC_MAX_FPR",
+    "RESULT_FIELDS",
+    "config_dict",
+    "environment",
+    "flow_params",
+    "lookup",
+    "metric_table",
+    "metrics",
+    "plot_auroc_vs_n",
+    "standardize",
+    "summarize",
+    "target_gaussian_scores",
+    "timing_table",
+]
+
+#: A standard deviation at most this is treated as 0 (scale 1) when standardizing.
+CONSTANT_STD = 1e-12
+#: Max false-positive rate of the partial AUC.
+PAUC_MAX_FPR = 0.1
+#: Columns of a domain-shift benchmark's ``results.csv``.
+RESULT_FIELDS = (
+    "experiment",
+    "target",
+    "seed",
+    "n_adapt",
+    "method",
+    "auroc",
+    "pauc",
+    "nll",
+    "adapt_seconds",
+    "n_test_normal",
+    "n_test_anomalous",
+)
+
+
+def metrics(y: np.ndarray, score: np.ndarray) -> tuple[float, float]:
+    """AUROC and McClish-standardized pAUC (max FPR 0.1); NaNs if a score is not finite."""
+    if not np.isfinite(score).all():
+        return float("nan"), float("nan")
+    return float(roc_auc_score(y, score)), float(roc_auc_score(y, score, max_fpr=PAUC_MAX_FPR))
+
+
+def summarize(results: pd.DataFrame, metric: str = "auroc") -> pd.DataFrame:
+    """Mean ± std over seeds of the mean over targets, per experiment × method × N.
+
+    Returns
+    -------
+    DataFrame with columns experiment, method, n_adapt, mean, std, n_seeds
+    """
+    per_seed = results.groupby(["experiment", "method", "n_adapt", "seed"])[metric].mean().reset_index()
+    agg = per_seed.groupby(["experiment", "method", "n_adapt"])[metric].agg(["mean", "std", "count"]).reset_index()
+    agg["std"] = agg["std"].fillna(0.0)
+    return agg.rename(columns={"count": "n_seeds"})
+
+
+def lookup(summary: pd.DataFrame, experiment: str, method: str, n: int) -> tuple[float, float]:
+    """``(mean, std)`` of one cell of :func:`summarize`'s output (NaNs when absent)."""
+    row = summary[(summary.experiment == experiment) & (summary.method == method) & (summary.n_adapt == n)]
+    if row.empty:
+        return float("nan"), float("nan")
+    return float(row["mean"].iloc[0]), float(row["std"].iloc[0])
+
+
+def metric_table(
+    results: pd.DataFrame,
+    metric: str,
+    experiment: str,
+    methods: Sequence[str],
+    ns: Sequence[int],
+    published: pd.DataFrame | None = None,
+    published_label: str = "published",
+) -> str:
+    """Markdown table: one row per method, one column per N (mean ± std over seeds).
+
+    ``published`` (columns experiment, method, n_adapt and ``metric``) adds, after each N, a
+    column of published values, headed ``N=n <published_label>``.
+    """
+    summary = summarize(results, metric)
+    table = {}
+    for m in methods:
+        if summary[(summary.experiment == experiment) & (summary.method == m)].empty:
+            continue
+        row = {}
+        for n in ns:
+            row[f"N={n}"] = format_mean_std(*lookup(summary, experiment, m, n))
+            if published is not None:
+                p = published[(published.experiment == experiment) & (published.method == m) & (published.n_adapt == n)]
+                value = p[metric].iloc[0] if (not p.empty and metric in p) else float("nan")
+                row[f"N={n} {published_label}"] = f"{float(value):.3f}" if np.isfinite(value) else ""
+        table[m] = row
+    return frame_to_markdown(pd.DataFrame.from_dict(table, orient="index"), "method")
+
+
+def timing_table(results: pd.DataFrame, experiment: str, ns: Sequence[int], adapted: str = "adaflow",
+                 finetuned: str = "nf_finetuned") -> str:
+    """Median adaptation time against median fine-tuning time per N, and their ratio."""
+    rows = results[results.experiment == experiment]
+    timing = {}
+    for n in ns:
+        a = rows[(rows.method == adapted) & (rows.n_adapt == n)]["adapt_seconds"].median()
+        f = rows[(rows.method == finetuned) & (rows.n_adapt == n)]["adapt_seconds"].median()
+        timing[f"N={n}"] = {
+            "AdaFlow.adapt (ms)": f"{1e3 * a:.2f}",
+            "fine-tuning (s)": f"{f:.3f}",
+            "fine-tuning / adaptation": f"{f / a:.0f}x",
+        }
+    return frame_to_markdown(pd.DataFrame.from_dict(timing, orient="index"), "N")
+
+
+def environment(threads: int = 1) -> dict[str, Any]:
+    """Versions and machine of a run."""
+    from flowad import __version__
+
+    return {
+        "flowad": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "cpu": platform.processor() or platform.machine(),
+        "threads": threads,
+    }
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A dataclass configuration as JSON-serialisable values (tuples become lists)."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}
+
+
+def flow_params(config: Any) -> dict[str, Any]:
+    """The AdaFlow settings a benchmark used: library defaults plus its ``epochs``, ``batch_size``, ``lr``."""
+    params = AdaFlow(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, device="cpu").get_params()
+    params.pop("random_state", None)
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}
+
+
+def plot_auroc_vs_n(
+    results: pd.DataFrame, experiments: Sequence[str], methods: Sequence[str], path: Any, *, title: str = ""
+) -> None:
+    """One panel per experiment: AUROC (mean ± std over seeds) against N for every method; PNG at ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = summarize(results, "auroc")
+    fig, axes = plt.subplots(1, len(experiments), figsize=(5.2 * len(experiments), 4.2), squeeze=False)
+    for ax, experiment in zip(axes[0], experiments, strict=True):
+        for m in methods:
+            rows = summary[(summary.experiment == experiment) & (summary.method == m)].sort_values("n_adapt")
+            if rows.empty:
+                continue
+            ax.errorbar(rows["n_adapt"], rows["mean"], yerr=rows["std"], marker="o", ms=4, capsize=2, label=m)
+        ax.set_xscale("log")
+        ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+        ax.set(xlabel="N target samples for adaptation", ylabel="AUROC (mean ± std over seeds)", title=experiment)
+    axes[0][0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def standardize(fit: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+    """``fit`` and ``others`` standardized with ``fit``'s per-column mean and std (constant columns: scale 1)."""
+    mean = fit.mean(axis=0)
+    std = fit.std(axis=0)
+    std = np.where(std <= CONSTANT_STD, 1.0, std)
+    return [(A - mean) / std for A in (fit, *others)]
+
+
+def target_gaussian_scores(adapt: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """The "Gaussian fitted on the N target samples only" baseline: squared Mahalanobis distances.
+
+    ``adapt`` (the N target rows) standardizes both sets; a Ledoit–Wolf Gaussian fitted on it
+    scores ``test`` (higher = more anomalous). It uses the same N rows as the adapted flows.
+    """
+    a, t = standardize(adapt, test)
+    return LedoitWolf().fit(a).mahalanobis(t)
