@@ -18,6 +18,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+from flowad.cli._common import EXIT_USER_ERROR, user_errors  # noqa: E402  (public: plugin commands use them)
+
 # Command modules register themselves on import, in this order (the order of `--help`).
 # ruff: noqa: I001
 from flowad.cli import _demo  # noqa: E402,F401
@@ -25,6 +27,9 @@ from flowad.cli import _model  # noqa: E402,F401
 from flowad.cli import _deploy  # noqa: E402,F401
 from flowad.cli import _sound  # noqa: E402,F401
 from flowad.cli import _plugins  # noqa: E402,F401  (last: plugin groups after the built-in commands)
+
+
+__all__ = ["EXIT_USER_ERROR", "app", "main", "user_errors"]
 
 
 def main() -> None:
