@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Any
 
@@ -10,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from flowad.bijections.base import Bijection
+from flowad.bijections.base import Bijection, inverse_softplus
 from flowad.exceptions import InverseUnavailableError
 
 __all__ = ["AdaptiveBatchNorm", "RunningMoments", "EPS_VAR", "EPS_SCALE", "MIN_BATCH_COUNT"]
@@ -23,10 +22,6 @@ EPS_SCALE = 1e-3
 #: In train mode, a domain with fewer samples than this in the minibatch is normalized with its
 #: stored statistics instead of batch statistics (a variance from one sample is 0).
 MIN_BATCH_COUNT = 2
-
-
-def _inverse_softplus(y: float) -> float:
-    return y + math.log(-math.expm1(-y))
 
 
 class AdaptiveBatchNorm(Bijection):
@@ -85,7 +80,7 @@ class AdaptiveBatchNorm(Bijection):
         self.features = int(features)
         self.register_buffer("running_mean", torch.zeros(int(n_domains), self.features))
         self.register_buffer("running_var", torch.ones(int(n_domains), self.features))
-        self.scale_raw = nn.Parameter(torch.full((self.features,), _inverse_softplus(1.0 - EPS_SCALE)))
+        self.scale_raw = nn.Parameter(torch.full((self.features,), inverse_softplus(1.0 - EPS_SCALE)))
         self.shift = nn.Parameter(torch.zeros(self.features))
 
     # ------------------------------------------------------------------------- domains

@@ -10,11 +10,22 @@ use it ignore it (adaptive batch normalization reads a per-sample domain index f
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Iterable
 
 from torch import Tensor, nn
 
-__all__ = ["Bijection", "Compose", "Inverse"]
+__all__ = ["Bijection", "Compose", "Inverse", "inverse_softplus"]
+
+
+def inverse_softplus(y: float) -> float:
+    """``x`` with ``softplus(x) == y`` (``y > 0``): the raw value of a softplus-parameterised scale.
+
+    >>> round(inverse_softplus(math.log(2.0)), 12)
+    0.0
+    """
+    return y + math.log(-math.expm1(-y))
+
 
 class Bijection(nn.Module, abc.ABC):
     """Invertible map ``y = f(x)``; ``forward`` is data -> latent."""

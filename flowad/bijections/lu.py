@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from flowad.bijections.base import Bijection
+from flowad.bijections.base import Bijection, inverse_softplus
 
 __all__ = ["LULinear", "EPS_DIAG"]
 
 #: Lower bound of every diagonal entry ``d_i`` (``d = softplus(raw) + EPS_DIAG``): keeps the map
 #: invertible and ``log d_i`` finite whatever the optimiser does to ``raw``.
 EPS_DIAG = 1e-3
-
-
-def _inverse_softplus(y: float) -> float:
-    """``x`` with ``softplus(x) == y`` (``y > 0``)."""
-    return y + math.log(-math.expm1(-y))
 
 
 class LULinear(Bijection):
@@ -64,7 +58,7 @@ class LULinear(Bijection):
             raise ValueError(f"features must be an int >= 1, got {features!r}.")
         self.features = int(features)
         self.triangles = nn.Parameter(torch.zeros(self.features, self.features))
-        self.diag_raw = nn.Parameter(torch.full((self.features,), _inverse_softplus(1.0 - EPS_DIAG)))
+        self.diag_raw = nn.Parameter(torch.full((self.features,), inverse_softplus(1.0 - EPS_DIAG)))
         self.bias = nn.Parameter(torch.zeros(self.features))
 
     def _factors(self) -> tuple[Tensor, Tensor, Tensor]:
