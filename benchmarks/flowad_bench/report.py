@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from flowad_bench import published
+
 __all__ = [
     "PUBLISHED_FILE",
     "published_auc",
@@ -41,11 +43,7 @@ def published_auc() -> pd.DataFrame:
     DataFrame
         Index ``dataset``; columns ``RobustRealNVP``, ``RealNVP``, ``IForest``.
     """
-    text = resources.files("flowad_bench").joinpath(PUBLISHED_FILE).read_text()
-    lines = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
-    header, *body = (ln.split(",") for ln in lines)
-    frame = pd.DataFrame(body, columns=header).set_index("dataset").astype(float)
-    return frame.drop(columns=["in_study_mean"])
+    return published.published_table(published.ROBUSTREALNVP).set_index("dataset").drop(columns=["in_study_mean"])
 
 
 def study_mean_datasets() -> list[str]:
@@ -58,8 +56,7 @@ def study_mean_datasets() -> list[str]:
 
 def published_source() -> str:
     """The comment lines of the published-numbers file (its source), joined."""
-    text = resources.files("flowad_bench").joinpath(PUBLISHED_FILE).read_text()
-    return " ".join(ln.lstrip("# ").strip() for ln in text.splitlines() if ln.startswith("#"))
+    return published.published_source(published.ROBUSTREALNVP)
 
 
 def load_results(csv_path: str | os.PathLike[str]) -> pd.DataFrame:
