@@ -6,7 +6,7 @@ anomalous), ``score_samples`` the log-density (higher = more normal), ``predict`
 """
 
 from flowad._version import __version__
-from flowad.detectors import AdaFlow, AutoEncoder, BatchNormFlow, RealNVP, RobustRealNVP, TrimRealNVP, load
+from flowad.detectors import AdaFlow, RealNVP, RobustRealNVP, TrimRealNVP, load
 from flowad.exceptions import (
     FlowadError,
     InputError,
@@ -20,8 +20,6 @@ from flowad.exceptions import (
 
 __all__ = [
     "AdaFlow",
-    "AutoEncoder",
-    "BatchNormFlow",
     "FlowadError",
     "InputError",
     "InverseUnavailableError",

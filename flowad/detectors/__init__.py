@@ -1,14 +1,18 @@
-"""scikit-learn style anomaly detectors built on flows."""
+"""scikit-learn style anomaly detectors built on flows.
+
+The product's detectors are the RealNVP family and :class:`AdaFlow` (exported by ``flowad``);
+:class:`BatchNormFlow` is AdaFlow's no-adaptation / fine-tuning baseline, kept here for
+comparisons. Model files are read and written by :mod:`flowad.io.persistence`.
+"""
 
 from flowad.detectors._adaflow import AdaFlow
 from flowad.detectors._base import DETECTOR_REGISTRY, BaseFlowDetector
-from flowad.detectors._baselines import AutoEncoder, BatchNormFlow
+from flowad.detectors._batchnorm_flow import BatchNormFlow
 from flowad.detectors._realnvp import RealNVP, RobustRealNVP, TrimRealNVP
 
 __all__ = [
     "DETECTOR_REGISTRY",
     "AdaFlow",
-    "AutoEncoder",
     "BaseFlowDetector",
     "BatchNormFlow",
     "RealNVP",

@@ -11,7 +11,7 @@ import torch
 
 from flowad._validation import check_is_fitted
 from flowad.bijections.adabn import AdaptiveBatchNorm
-from flowad.detectors._base import SCORE_BATCH, _check_param, register
+from flowad.detectors._base import SCORE_BATCH, _check_couplings, _check_param, _store_params, register
 from flowad.detectors._domains import DomainDetector
 from flowad.flows.adaflow import adabn_layers, adapt_statistics, build_adaflow, update_statistics
 from flowad.flows.flow import Flow, standard_normal_log_prob
@@ -20,6 +20,7 @@ __all__ = ["AdaFlow"]
 
 
 def _check_architecture(det: Any) -> None:
+    """The architecture hyper-parameters of AdaFlow and BatchNormFlow."""
     n = det.n_layers
     _check_param("n_layers", n, isinstance(n, numbers.Integral) and n >= 1, "an int >= 1")
     a = det.alpha
@@ -27,10 +28,7 @@ def _check_architecture(det: Any) -> None:
     c = det.n_couplings
     ok = isinstance(c, numbers.Integral) and c >= 0 and (c == 0 or n >= 2)
     _check_param("n_couplings", c, ok, "an int >= 0 (and > 0 only with n_layers >= 2)")
-    h = det.hidden
-    ok = isinstance(h, (tuple, list)) and len(h) >= 1 and all(isinstance(w, numbers.Integral) and w >= 1 for w in h)
-    _check_param("hidden", h, ok, "a non-empty tuple of positive ints, e.g. (64, 64)")
-    _check_param("s_max", det.s_max, isinstance(det.s_max, numbers.Real) and det.s_max > 0, "a float > 0")
+    _check_couplings(det)
 
 
 def _architecture(det: Any) -> dict[str, Any]:
@@ -137,22 +135,7 @@ class AdaFlow(DomainDetector):
         random_state: Any = None,
         verbose: int = 0,
     ) -> None:
-        self.contamination = contamination
-        self.n_layers = n_layers
-        self.alpha = alpha
-        self.n_couplings = n_couplings
-        self.hidden = hidden
-        self.s_max = s_max
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.grad_clip = grad_clip
-        self.threshold = threshold
-        self.dtype = dtype
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+        _store_params(self, locals())
 
     def _validate_params(self) -> None:
         super()._validate_params()

@@ -1,5 +1,9 @@
 """Machinery shared by every flowad detector: parameter checks, seeding, devices,
-standardization, scoring in batches, thresholds and model files.
+standardization, training, scoring in batches and thresholds.
+
+Model files are written and read by :mod:`flowad.io.persistence`; a detector hands it its
+state through ``_get_state`` / ``_set_state`` (subclasses extend them with ``_extra_state`` /
+``_load_extra_state``).
 
 Score conventions (one per axis, everywhere in flowad):
 
@@ -25,36 +29,23 @@ import torch
 from sklearn.base import BaseEstimator, OutlierMixin
 
 from flowad._validation import check_is_fitted, check_n_features, check_X, feature_names_of
-from flowad.exceptions import FlowadError, InputError, ModelFileError, NonFiniteError
+from flowad.exceptions import InputError, ModelFileError, NonFiniteError
 from flowad.flows.flow import Flow
-from flowad.io.model_file import read_model_file, write_model_file
+from flowad.io.persistence import REGISTRY as DETECTOR_REGISTRY
+from flowad.io.persistence import State, load_detector, register, save_detector
+from flowad.preprocessing import Standardization
+from flowad.training import TrainConfig, fit_flow
 
-__all__ = ["BaseFlowDetector", "resolve_device", "seed_from", "DETECTOR_REGISTRY"]
+__all__ = ["BaseFlowDetector", "resolve_device", "seed_from", "register", "DETECTOR_REGISTRY"]
 
 logger = logging.getLogger("flowad")
-
-#: kind name (as written in model files) -> detector class; filled by ``register``.
-DETECTOR_REGISTRY: dict[str, type[BaseFlowDetector]] = {}
 
 #: Rows scored per forward pass; bounds the memory of scoring whatever N is. Small enough that a
 #: default coupling network's activations (rows x 64 floats) stay in a CPU's L2 cache (on the
 #: project's machine 4096 scored the default RobustRealNVP faster than 8192).
 SCORE_BATCH = 4096
-#: A column whose training std is at most this times max(1, |mean|) counts as constant.
-CONSTANT_RTOL = 1e-12
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def register(kind: str) -> Any:
-    """Class decorator: record a detector class under ``kind`` for model files."""
-
-    def deco(cls: type[BaseFlowDetector]) -> type[BaseFlowDetector]:
-        cls._kind = kind
-        DETECTOR_REGISTRY[kind] = cls
-        return cls
-
-    return deco
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -102,19 +93,30 @@ def _check_param(name: str, value: Any, ok: bool, expected: str) -> None:
         raise InputError(f"{name} must be {expected}, got {value!r}.")
 
 
-def _json_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Hyper-parameters as JSON values; a random_state object (not an int) is stored as None."""
-    out = dict(params)
-    if not (out.get("random_state") is None or isinstance(out["random_state"], numbers.Integral)):
-        out["random_state"] = None
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in out.items()}
+def _check_couplings(det: Any) -> None:
+    """``hidden`` and ``s_max``: the widths and log-scale bound of a detector's coupling networks."""
+    h = det.hidden
+    ok = isinstance(h, (tuple, list)) and len(h) >= 1 and all(isinstance(w, numbers.Integral) and w >= 1 for w in h)
+    _check_param("hidden", h, ok, "a non-empty tuple of positive ints, e.g. (64, 64)")
+    _check_param("s_max", det.s_max, isinstance(det.s_max, numbers.Real) and det.s_max > 0, "a float > 0")
+
+
+def _store_params(det: Any, params: dict[str, Any]) -> None:
+    """The body of every detector's ``__init__``: store each argument, unchanged, under its name.
+
+    Called as ``_store_params(self, locals())``; as scikit-learn requires, the signature stays
+    explicit and nothing is validated or derived here (``fit`` does that).
+    """
+    for name in det._get_param_names():
+        setattr(det, name, params[name])
 
 
 class BaseFlowDetector(OutlierMixin, BaseEstimator):
     """Base class: a flow on standardized features, with PyOD score conventions.
 
     Subclasses implement ``_build_flow(n_features)`` and ``_train(flow, Z, generator)``,
-    and may extend ``_validate_params``. See the module docstring for the score conventions.
+    and may extend ``_validate_params``. Every detector has the hyper-parameters checked by
+    :meth:`_validate_params` here. See the module docstring for the score conventions.
     """
 
     _kind: ClassVar[str] = ""
@@ -130,6 +132,10 @@ class BaseFlowDetector(OutlierMixin, BaseEstimator):
         bs = self.batch_size
         _check_param("batch_size", bs, isinstance(bs, numbers.Integral) and bs >= 2, "an int >= 2")
         _check_param("lr", self.lr, isinstance(self.lr, numbers.Real) and self.lr > 0, "a float > 0")
+        w = self.weight_decay
+        _check_param("weight_decay", w, isinstance(w, numbers.Real) and w >= 0, "a float >= 0")
+        g = self.grad_clip
+        _check_param("grad_clip", g, g is None or (isinstance(g, numbers.Real) and g > 0), "None or a float > 0")
         _check_param("verbose", self.verbose, isinstance(self.verbose, numbers.Integral), "an int")
         resolve_device(self.device)
 
@@ -144,11 +150,33 @@ class BaseFlowDetector(OutlierMixin, BaseEstimator):
     def _train(self, flow: Flow, Z: torch.Tensor, generator: torch.Generator) -> list[float]:  # pragma: no cover
         raise NotImplementedError
 
+    # --------------------------------------------------------------------------- training
+    def _train_config(self, **settings: Any) -> TrainConfig:
+        """Training settings from the hyper-parameters every detector has; ``settings`` adds
+        the others (trim ratio, noise, patience) or replaces some (fine-tuning)."""
+        common = {
+            "epochs": int(self.epochs),
+            "batch_size": int(self.batch_size),
+            "lr": float(self.lr),
+            "weight_decay": float(self.weight_decay),
+            "grad_clip": None if self.grad_clip is None else float(self.grad_clip),
+        }
+        return TrainConfig(**{**common, **settings})
+
+    def _fit_flow(self, flow: Flow, Z: torch.Tensor, config: TrainConfig, generator: torch.Generator, **data: Any) -> list[float]:
+        """:func:`flowad.training.fit_flow`, logging the loss every 10 epochs when ``verbose``."""
+        name = type(self).__name__
+
+        def on_epoch(epoch: int, loss: float) -> None:
+            if self.verbose and (epoch % 10 == 0 or epoch in (1, config.epochs)):
+                logger.info("%s epoch %d/%d: loss %.4f", name, epoch, config.epochs, loss)
+
+        return fit_flow(flow, Z, config, generator=generator, on_epoch=on_epoch, **data)
+
     # ---------------------------------------------------------------------- preprocessing
     def _fit_standardization(self, X: np.ndarray) -> None:
-        mean = X.mean(axis=0)
-        std = X.std(axis=0)
-        constant = std <= CONSTANT_RTOL * np.maximum(1.0, np.abs(mean))
+        st = Standardization.fit(X)
+        constant = st.constant
         if constant.all():
             raise InputError(
                 f"All {X.shape[1]} features of X are constant in the training data; there is nothing to model."
@@ -159,24 +187,23 @@ class BaseFlowDetector(OutlierMixin, BaseEstimator):
                 f"Features {names} are constant in the training data and carry no information; "
                 "they are left out of the model (their values are ignored when scoring).",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,  # the caller of fit (fit -> _begin_fit -> here)
             )
-        self.mean_ = mean
-        self.scale_ = np.where(constant, 1.0, std)
+        self.mean_ = st.mean
+        self.scale_ = st.scale
         self.constant_features_ = constant
+
+    @property
+    def _standardization(self) -> Standardization:
+        return Standardization(mean=self.mean_, scale=self.scale_, constant=self.constant_features_)
 
     def _column_names(self, idx: np.ndarray) -> list[str]:
         names = getattr(self, "feature_names_in_", None)
         return [str(names[i]) for i in idx] if names is not None else [f"column {i}" for i in idx]
 
     def _standardize(self, X: np.ndarray) -> torch.Tensor:
-        keep = ~self.constant_features_
-        Z = (X[:, keep] - self.mean_[keep]) / self.scale_[keep]
+        Z = self._standardization.transform(X, drop_constant=True)
         return torch.as_tensor(Z, dtype=self.torch_dtype_, device=self.device_)
-
-    @property
-    def _log_scale_sum(self) -> float:
-        return float(np.log(self.scale_[~self.constant_features_]).sum())
 
     def _check_input(self, X: Any, *, fitting: bool = False) -> np.ndarray:
         arr = check_X(X, min_samples=2 if fitting else 1)
@@ -211,19 +238,28 @@ class BaseFlowDetector(OutlierMixin, BaseEstimator):
         -------
         self
         """
+        X, Z, seed = self._begin_fit(X)
+        flow, generator = self._new_flow(Z, seed)
+        self.history_ = self._train(flow, Z, generator)
+        self.flow_ = flow
+        self._calibrate(X)
+        return self
+
+    def _begin_fit(self, X: Any) -> tuple[np.ndarray, torch.Tensor, int]:
+        """Check the hyper-parameters and ``X``, fit the standardization; return the validated
+        rows, their standardized tensor and the seed of this fit."""
         self._validate_params()
         X = self._check_input(X, fitting=True)
         self.device_ = resolve_device(self.device)
         seed = seed_from(self.random_state)
         self._fit_standardization(X)
-        Z = self._standardize(X)
+        return X, self._standardize(X), seed
+
+    def _new_flow(self, Z: torch.Tensor, seed: int) -> tuple[Flow, torch.Generator]:
+        """A freshly initialised flow (seeded by ``seed``) and the generator of its minibatches."""
         with seeded_torch(seed, self.device_):
             flow = self._build_flow(Z.shape[1]).to(device=self.device_, dtype=self.torch_dtype_)
-        generator = torch.Generator(device=self.device_).manual_seed(seed + 1)
-        self.history_ = self._train(flow, Z, generator)
-        self.flow_ = flow
-        self._calibrate(X)
-        return self
+        return flow, torch.Generator(device=self.device_).manual_seed(seed + 1)
 
     def _calibrate(self, X: np.ndarray) -> None:
         self.decision_scores_ = self.decision_function(X)
@@ -240,7 +276,7 @@ class BaseFlowDetector(OutlierMixin, BaseEstimator):
     @property
     def _score_offset(self) -> float:
         """Added to the model's log-density to give ``score_samples`` (the standardization's log-det)."""
-        return -self._log_scale_sum
+        return -self._standardization.log_scale_sum
 
     def _check_scores(self, scores: np.ndarray) -> None:
         """Raise :class:`NonFiniteError` naming the rows whose score is NaN or infinite."""
@@ -343,20 +379,16 @@ class BaseFlowDetector(OutlierMixin, BaseEstimator):
                 self.device_ = torch.device("cpu")
             self._restore_flow(n_features, flow_state)
 
-    def _extra_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    # ------------------------------------------------------------ model files (flowad.io)
+    def _extra_state(self) -> State:
         """Tensors and JSON fields that subclasses add to the model file."""
         return {}, {}
 
     def _load_extra_state(self, tensors: dict[str, torch.Tensor], manifest: dict[str, Any]) -> None:
         """Restore what ``_extra_state`` wrote (before the flow weights are loaded)."""
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the fitted detector to ``path`` as a code-free model file.
-
-        The file holds safetensors weights plus a JSON manifest (flowad version, model kind,
-        hyper-parameters, feature names, standardization, threshold); see :mod:`flowad.io`.
-        """
-        check_is_fitted(self)
+    def _get_state(self) -> State:
+        """The fitted state as model-file tensors and manifest fields (see :mod:`flowad.io.persistence`)."""
         tensors = {f"flow.{k}": v for k, v in self.flow_.state_dict().items()}
         tensors.update(
             {
@@ -367,18 +399,45 @@ class BaseFlowDetector(OutlierMixin, BaseEstimator):
                 "train.history": torch.tensor(self.history_, dtype=torch.float64),
             }
         )
-        extra_tensors, extra_meta = self._extra_state()
+        extra_tensors, extra_fields = self._extra_state()
         tensors.update(extra_tensors)
         names = getattr(self, "feature_names_in_", None)
-        manifest = {
-            "kind": self._kind,
-            "params": _json_params(self.get_params()),
+        fields = {
             "n_features_in": int(self.n_features_in_),
             "feature_names_in": None if names is None else [str(n) for n in names],
             "threshold": self.threshold_,
-            **extra_meta,
+            **extra_fields,
         }
-        write_model_file(path, tensors, manifest)
+        return tensors, fields
+
+    def _set_state(self, tensors: dict[str, torch.Tensor], manifest: dict[str, Any], *, device: str) -> None:
+        """Restore what :meth:`_get_state` wrote into this instance (built from the file's params)."""
+        self._validate_params()
+        self.device_ = resolve_device(device)
+        self.n_features_in_ = int(manifest["n_features_in"])
+        if manifest.get("feature_names_in") is not None:
+            self.feature_names_in_ = np.asarray(manifest["feature_names_in"], dtype=object)
+        self.mean_ = tensors["prep.mean"].numpy().astype(np.float64)
+        self.scale_ = tensors["prep.scale"].numpy().astype(np.float64)
+        self.constant_features_ = tensors["prep.constant"].numpy().astype(bool)
+        if not (self.mean_.shape == self.scale_.shape == self.constant_features_.shape == (self.n_features_in_,)):
+            raise ModelFileError(f"standardization shapes do not match {self.n_features_in_} features.")
+        self.decision_scores_ = tensors["train.decision_scores"].numpy().astype(np.float64)
+        self.history_ = tensors["train.history"].tolist()
+        self.threshold_ = float(manifest["threshold"])
+        self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
+        self._load_extra_state(tensors, manifest)
+        state = {k[len("flow.") :]: v for k, v in tensors.items() if k.startswith("flow.")}
+        self._restore_flow(int((~self.constant_features_).sum()), state)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the fitted detector to ``path`` as a code-free model file.
+
+        The file holds safetensors weights plus a JSON manifest (flowad version, model kind,
+        hyper-parameters, feature names, standardization, threshold); see :mod:`flowad.io`.
+        """
+        check_is_fitted(self)
+        save_detector(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, device: str = "cpu") -> BaseFlowDetector:
@@ -386,36 +445,4 @@ class BaseFlowDetector(OutlierMixin, BaseEstimator):
 
         Use :func:`flowad.load` to load any kind of flowad model.
         """
-        tensors, manifest = read_model_file(path)
-        kind = manifest.get("kind")
-        target = DETECTOR_REGISTRY.get(kind) if cls._kind == "" else cls
-        if target is None or target._kind != kind:
-            raise ModelFileError(
-                f"{str(path)!r} holds a {kind!r} model, not a {cls._kind or 'known flowad'!r} one"
-                + (f"; known kinds: {sorted(DETECTOR_REGISTRY)}." if target is None else f"; load it with {DETECTOR_REGISTRY[kind].__name__}.load or flowad.load.")
-            )
-        try:
-            params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in manifest["params"].items()}
-            det = target(**{**params, "device": device})
-            det._validate_params()
-            det.device_ = resolve_device(device)
-            det.n_features_in_ = int(manifest["n_features_in"])
-            if manifest.get("feature_names_in") is not None:
-                det.feature_names_in_ = np.asarray(manifest["feature_names_in"], dtype=object)
-            det.mean_ = tensors["prep.mean"].numpy().astype(np.float64)
-            det.scale_ = tensors["prep.scale"].numpy().astype(np.float64)
-            det.constant_features_ = tensors["prep.constant"].numpy().astype(bool)
-            if not (det.mean_.shape == det.scale_.shape == det.constant_features_.shape == (det.n_features_in_,)):
-                raise ModelFileError(f"{str(path)!r}: standardization shapes do not match {det.n_features_in_} features.")
-            det.decision_scores_ = tensors["train.decision_scores"].numpy().astype(np.float64)
-            det.history_ = tensors["train.history"].tolist()
-            det.threshold_ = float(manifest["threshold"])
-            det.labels_ = (det.decision_scores_ > det.threshold_).astype(np.int64)
-            det._load_extra_state(tensors, manifest)
-            state = {k[len("flow.") :]: v for k, v in tensors.items() if k.startswith("flow.")}
-            det._restore_flow(int((~det.constant_features_).sum()), state)
-        except ModelFileError:
-            raise
-        except (KeyError, TypeError, ValueError, RuntimeError, FlowadError) as err:
-            raise ModelFileError(f"{str(path)!r} does not describe a valid {kind!r} model: {err}") from None
-        return det
+        return load_detector(path, cls if cls._kind else None, device=device)

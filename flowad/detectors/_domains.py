@@ -30,17 +30,11 @@ import numpy as np
 import torch
 
 from flowad._validation import check_is_fitted
-from flowad.detectors._base import (
-    BaseFlowDetector,
-    _check_param,
-    logger,
-    resolve_device,
-    seed_from,
-    seeded_torch,
-)
+from flowad.detectors._base import BaseFlowDetector, _check_param
 from flowad.exceptions import InputError, ModelFileError, UnknownDomainError
 from flowad.flows.flow import Flow
-from flowad.training import TrainConfig, fit_flow
+from flowad.io.persistence import State
+from flowad.training import TrainConfig
 
 __all__ = ["CALIBRATION_MAX_ROWS", "DEFAULT_DOMAIN", "MIN_ADAPT_SAMPLES", "ADAPT_CHUNK_SIZE", "DomainDetector"]
 
@@ -130,33 +124,10 @@ class DomainDetector(BaseFlowDetector):
         """Put back what ``_snapshot`` returned."""
 
     # ------------------------------------------------------------------------------ fit
-    def _validate_params(self) -> None:
-        super()._validate_params()
-        w = self.weight_decay
-        _check_param("weight_decay", w, isinstance(w, numbers.Real) and w >= 0, "a float >= 0")
-        g = self.grad_clip
-        _check_param("grad_clip", g, g is None or (isinstance(g, numbers.Real) and g > 0), "None or a float > 0")
-
-    def _train_config(self, *, epochs: int | None = None, batch_size: int | None = None, lr: float | None = None) -> TrainConfig:
-        return TrainConfig(
-            epochs=int(self.epochs if epochs is None else epochs),
-            batch_size=int(self.batch_size if batch_size is None else batch_size),
-            lr=float(self.lr if lr is None else lr),
-            weight_decay=float(self.weight_decay),
-            trim_ratio=0.0,
-            grad_clip=None if self.grad_clip is None else float(self.grad_clip),
-        )
-
     def _train(self, flow: Flow, Z: torch.Tensor, generator: torch.Generator, context: torch.Tensor | None = None,
                config: TrainConfig | None = None) -> list[float]:
-        config = config or self._train_config()
-        name = type(self).__name__
-
-        def on_epoch(epoch: int, loss: float) -> None:
-            if self.verbose and (epoch % 10 == 0 or epoch in (1, config.epochs)):
-                logger.info("%s epoch %d/%d: loss %.4f", name, epoch, config.epochs, loss)
-
-        return fit_flow(flow, Z, config, generator=generator, context=context, on_epoch=on_epoch)
+        """Untrimmed maximum likelihood (the training rows are assumed normal)."""
+        return self._fit_flow(flow, Z, config or self._train_config(trim_ratio=0.0), generator, context=context)
 
     def _domain_labels(self, domains: Any, n: int) -> tuple[list[str], np.ndarray]:
         if domains is None:
@@ -193,18 +164,11 @@ class DomainDetector(BaseFlowDetector):
         -------
         self
         """
-        self._validate_params()
-        X = self._check_input(X, fitting=True)
+        X, Z, seed = self._begin_fit(X)
         names, labels = self._domain_labels(domains, X.shape[0])
-        self.device_ = resolve_device(self.device)
-        seed = seed_from(self.random_state)
-        self._fit_standardization(X)
-        Z = self._standardize(X)
         context = torch.as_tensor(labels, device=self.device_)
         self.domains_ = names
-        with seeded_torch(seed, self.device_):
-            flow = self._build_flow(Z.shape[1]).to(device=self.device_, dtype=self.torch_dtype_)
-        generator = torch.Generator(device=self.device_).manual_seed(seed + 1)
+        flow, generator = self._new_flow(Z, seed)
         log_density = self._fit_model(flow, Z, context, generator)
         self.flow_ = flow.eval()
         scores = -(log_density.detach().double().cpu().numpy() + self._score_offset)
@@ -442,7 +406,7 @@ class DomainDetector(BaseFlowDetector):
         return (self.decision_function(X, domain) > self.thresholds_[self.domains_[index]]).astype(np.int64)
 
     # ------------------------------------------------------------------------ persistence
-    def _extra_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    def _extra_state(self) -> State:
         tensors = {
             "domains.counts": torch.tensor([self.domain_counts_[n] for n in self.domains_], dtype=torch.int64),
             "domains.thresholds": torch.tensor([self.thresholds_[n] for n in self.domains_], dtype=torch.float64),

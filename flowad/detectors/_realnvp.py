@@ -10,12 +10,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from flowad.detectors._base import BaseFlowDetector, _check_param, logger, register
+from flowad.detectors._base import BaseFlowDetector, _check_couplings, _check_param, _store_params, register
 from flowad.exceptions import InputError
 from flowad.flows.flow import Flow
 from flowad.flows.realnvp import build_realnvp
 from flowad.nn.mlp import ACTIVATIONS
-from flowad.training import TrainConfig, fit_flow
 
 __all__ = ["RealNVP", "TrimRealNVP", "RobustRealNVP"]
 
@@ -130,27 +129,7 @@ class _RealNVPFamily(BaseFlowDetector):
         random_state: Any = None,
         verbose: int = 0,
     ) -> None:
-        self.contamination = contamination
-        self.trim_ratio = trim_ratio
-        self.lipschitz_k = lipschitz_k
-        self.n_couplings = n_couplings
-        self.hidden = hidden
-        self.activation = activation
-        self.s_max = s_max
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.grad_clip = grad_clip
-        self.noise_std = noise_std
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.threshold = threshold
-        self.dtype = dtype
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+        _store_params(self, locals())
 
     def _validate_params(self) -> None:
         super()._validate_params()
@@ -160,13 +139,8 @@ class _RealNVPFamily(BaseFlowDetector):
         _check_param("lipschitz_k", k, k is None or (isinstance(k, numbers.Real) and k > 0), "None or a float > 0")
         n = self.n_couplings
         _check_param("n_couplings", n, isinstance(n, numbers.Integral) and n >= 1, "an int >= 1")
-        h = self.hidden
-        ok = isinstance(h, (tuple, list)) and len(h) >= 1 and all(isinstance(w, numbers.Integral) and w >= 1 for w in h)
-        _check_param("hidden", h, ok, "a non-empty tuple of positive ints, e.g. (64, 64)")
+        _check_couplings(self)
         _check_param("activation", self.activation, self.activation in ACTIVATIONS, f"one of {sorted(ACTIVATIONS)}")
-        _check_param("s_max", self.s_max, isinstance(self.s_max, numbers.Real) and self.s_max > 0, "a float > 0")
-        g = self.grad_clip
-        _check_param("grad_clip", g, g is None or (isinstance(g, numbers.Real) and g > 0), "None or a float > 0")
         ns = self.noise_std
         _check_param("noise_std", ns, isinstance(ns, numbers.Real) and ns >= 0, "a float >= 0")
         _check_param("early_stopping", self.early_stopping, isinstance(self.early_stopping, (bool, np.bool_)), "True or False")
@@ -190,22 +164,9 @@ class _RealNVPFamily(BaseFlowDetector):
         )
 
     def _train(self, flow: Flow, Z: torch.Tensor, generator: torch.Generator) -> list[float]:
-        config = TrainConfig(
-            epochs=int(self.epochs),
-            batch_size=int(self.batch_size),
-            lr=float(self.lr),
-            weight_decay=float(self.weight_decay),
-            trim_ratio=self.trim_ratio_,
-            grad_clip=None if self.grad_clip is None else float(self.grad_clip),
-            noise_std=float(self.noise_std),
-            patience=int(self.n_iter_no_change),
+        config = self._train_config(
+            trim_ratio=self.trim_ratio_, noise_std=float(self.noise_std), patience=int(self.n_iter_no_change)
         )
-        name = type(self).__name__
-
-        def on_epoch(epoch: int, loss: float) -> None:
-            if self.verbose and (epoch % 10 == 0 or epoch in (1, config.epochs)):
-                logger.info("%s epoch %d/%d: loss %.4f", name, epoch, config.epochs, loss)
-
         Z_val = None
         if self.early_stopping:
             n_val = int(round(self.validation_fraction * Z.shape[0]))
@@ -216,7 +177,7 @@ class _RealNVPFamily(BaseFlowDetector):
                 )
             order = torch.randperm(Z.shape[0], generator=generator, device=generator.device)
             Z, Z_val = Z[order[n_val:]], Z[order[:n_val]]
-        return fit_flow(flow, Z, config, generator=generator, on_epoch=on_epoch, X_val=Z_val)
+        return self._fit_flow(flow, Z, config, generator, X_val=Z_val)
 
 
 def _defaults(**defaults: Any) -> Any:

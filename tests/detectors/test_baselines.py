@@ -1,4 +1,4 @@
-"""The AdaFlow study's comparison models: pooled batch-norm flow, its fine-tuned variant, autoencoder."""
+"""AdaFlow's comparison flow: the pooled batch-norm flow and its fine-tuned variant."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 import torch
 
 import flowad
-from flowad import AutoEncoder, BatchNormFlow, InputError
+from flowad import InputError
 from flowad.bijections import AdaptiveBatchNorm
+from flowad.detectors import BatchNormFlow
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +20,7 @@ def data() -> dict[str, np.ndarray]:
     return {"a": rng.normal(0, 1, (120, 3)), "b": rng.normal(3, 2, (120, 3)), "c": rng.normal(-5, 0.5, (60, 3))}
 
 
-def _fit(cls: type, data: dict, **kw: object) -> flowad.BaseFlowDetector:
+def _fit(cls: type, data: dict, **kw: object) -> flowad.AdaFlow | BatchNormFlow:
     X = np.vstack([data["a"], data["b"]])
     return cls(epochs=2, batch_size=64, dtype="float64", device="cpu", random_state=0, **kw).fit(X, domains=["a"] * 120 + ["b"] * 120)
 
@@ -56,22 +57,7 @@ def test_finetuning_trains_a_copy_per_domain(data: dict, tmp_path) -> None:
     assert "d" not in det.domains_
 
 
-def test_autoencoder_architecture_and_score(data: dict, tmp_path) -> None:
-    det = _fit(AutoEncoder, data)
-    widths = [(m.in_features, m.out_features) for m in det.flow_.modules() if isinstance(m, torch.nn.Linear)]
-    assert widths == [(3, 128), (128, 64), (64, 128), (128, 3)]
-    Z = torch.as_tensor((data["c"] - det.mean_) / det.scale_)
-    with torch.no_grad():
-        mse = (det.flow_(Z) - Z).square().mean(1).numpy()
-    np.testing.assert_allclose(det.decision_function(data["c"], domain="a"), mse, rtol=1e-12)
-    det.adapt(data["c"], domain="c")
-    det.save(tmp_path / "ae.flowad")
-    back = flowad.load(tmp_path / "ae.flowad")
-    assert back.domains_ == ["a", "b", "c"]
-    np.testing.assert_array_equal(back.decision_function(data["c"], domain="c"), det.decision_function(data["c"], domain="c"))
-
-
-@pytest.mark.parametrize("cls", [BatchNormFlow, AutoEncoder, flowad.AdaFlow])
+@pytest.mark.parametrize("cls", [BatchNormFlow, flowad.AdaFlow])
 def test_pickle_round_trip_keeps_domains(cls: type, data: dict) -> None:
     det = _fit(cls, data).adapt(data["c"], domain="c")
     back = pickle.loads(pickle.dumps(det))
@@ -81,6 +67,5 @@ def test_pickle_round_trip_keeps_domains(cls: type, data: dict) -> None:
 
 @pytest.mark.parametrize(("param", "value"), [("finetune_epochs", -1), ("finetune_lr", 0.0), ("finetune_batch_size", 1)])
 def test_finetune_params_are_checked(param: str, value: object, data: dict) -> None:
-    for cls in (BatchNormFlow, AutoEncoder):
-        with pytest.raises(InputError, match=param):
-            cls(**{param: value}).fit(data["a"])
+    with pytest.raises(InputError, match=param):
+        BatchNormFlow(**{param: value}).fit(data["a"])
