@@ -1,6 +1,6 @@
 """From a folder of machine-sound WAV files to a fitted, adapted AdaFlow and per-file anomaly scores.
 
-A thin composition of existing parts (issue 6, item 6):
+A thin composition of existing parts:
 
 1. :func:`scan_sound_folder` parses every file name with
    :func:`~flowad.features.machine_sound.parse_sound_path` (DCASE 2020 / ToyADMOS / MIMII and
@@ -76,7 +76,7 @@ from flowad.detectors import AdaFlow
 from flowad.exceptions import InputError, ModelFileError, UnknownDomainError
 from flowad.features.audio import AUDIO_SUFFIXES, AudioFeatureConfig, extract_folder
 from flowad.features.machine_sound import scan_machine_sound
-from flowad.io.model_file import read_model_file, write_model_file
+from flowad.io.persistence import read_detector, save_detector
 
 __all__ = ["AGGREGATES", "DOMAIN_BY", "MANIFEST_KEY", "SoundDetector", "aggregate_frames", "scan_sound_folder"]
 
@@ -398,10 +398,7 @@ class SoundDetector:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the fitted detector with the pipeline settings in its manifest (module docstring)."""
         self._check_fitted()
-        self.detector.save(path)
-        tensors, manifest = read_model_file(path)
-        manifest[MANIFEST_KEY] = self.settings()
-        write_model_file(path, tensors, manifest)
+        save_detector(self.detector, path, extra=({}, {MANIFEST_KEY: self.settings()}))
 
     @classmethod
     def load(
@@ -419,9 +416,9 @@ class SoundDetector:
         ModelFileError
             If the file is not a flowad AdaFlow model or lacks the pipeline settings.
         """
-        _, manifest = read_model_file(path)
+        det, manifest = read_detector(path, device=device)
         settings = manifest.get(MANIFEST_KEY)
-        if manifest.get("kind") != "adaflow" or not isinstance(settings, dict):
+        if not isinstance(det, AdaFlow) or not isinstance(settings, dict):
             raise ModelFileError(
                 f"{str(path)!r} is not a machine-sound model (no {MANIFEST_KEY!r} settings in an adaflow model file); "
                 "write one with `flowad sound fit` or SoundDetector.save."
@@ -429,7 +426,6 @@ class SoundDetector:
         try:
             known = {f.name for f in fields(AudioFeatureConfig)}
             config = AudioFeatureConfig(**{k: v for k, v in settings["features"].items() if k in known})
-            det = AdaFlow.load(path, device=device)
             sd = cls(
                 det, config, settings["domain_by"], settings["aggregate"], settings["machine"], cache_dir, progress
             )

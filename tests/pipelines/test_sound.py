@@ -166,6 +166,22 @@ def test_clear_errors(tmp_path: Path) -> None:
         SoundDetector(domain_by="room")
 
 
+def test_save_writes_the_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The settings go into the manifest of the one write; the file is never read back."""
+    from flowad.io import persistence
+
+    det = AdaFlow(epochs=1, hidden=(8,), random_state=0).fit(np.random.default_rng(0).normal(size=(64, SMALL.n_features)))
+    writes = []
+    monkeypatch.setattr(persistence, "write_model_file", lambda *a: writes.append(a) or a[0])
+    monkeypatch.setattr(persistence, "read_model_file", lambda *a: pytest.fail("save read the file back"))
+    SoundDetector(det, SMALL, aggregate="max").save(tmp_path / "m.flowad")
+    assert len(writes) == 1
+    monkeypatch.undo()
+    SoundDetector(det, SMALL, aggregate="max").save(tmp_path / "m.flowad")
+    again = SoundDetector.load(tmp_path / "m.flowad")
+    assert again.config == SMALL and again.aggregate == "max" and again.domains_ == ["default"]
+
+
 def test_load_refuses_plain_models(tmp_path: Path) -> None:
     det = AdaFlow(epochs=1, random_state=0)
     with warnings.catch_warnings():
