@@ -11,6 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from flowad import NotFittedError, RealNVP, RobustRealNVP, TrimRealNVP
 from flowad.exceptions import InputError
+from flowad.training import loop
 from tests.contracts.sklearn_checks import run_generic_checks
 
 FAST = {"n_couplings": 2, "hidden": (16,), "epochs": 8, "batch_size": 64}
@@ -238,10 +239,27 @@ def test_sklearn_generic_estimator_checks() -> None:
     run_generic_checks(est)
 
 
-def test_early_stopping_restores_the_best_epoch(data: tuple) -> None:
+def test_early_stopping_restores_the_best_epoch(data: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fitted weights are those of the epoch with the lowest validation loss, not the last."""
     X = data[0]
+    real = loop.validation_loss
+    epochs: list[tuple[float, dict[str, torch.Tensor], torch.Tensor]] = []  # (loss, weights, rows) per epoch
+
+    def spy(flow: torch.nn.Module, X_val: torch.Tensor, *args: object, **kwargs: object) -> float:
+        value = real(flow, X_val, *args, **kwargs)
+        epochs.append((value, {k: v.detach().clone() for k, v in flow.state_dict().items()}, X_val))
+        return value
+
+    monkeypatch.setattr(loop, "validation_loss", spy)
     det = RealNVP(**{**FAST, "epochs": 60}, lr=1e-2, early_stopping=True, n_iter_no_change=3, random_state=0).fit(X)
-    assert len(det.history_) < 60  # stopped early
+    losses = [loss for loss, _, _ in epochs]
+    assert len(losses) == len(det.history_) < 60  # one validation per epoch; stopped early
+    best = int(np.argmin(losses))
+    assert best == len(losses) - 1 - 3  # the patience's 3 later epochs were all worse
+    weights = det.flow_.state_dict()
+    assert all(torch.equal(weights[k], v) for k, v in epochs[best][1].items())  # the best epoch's weights ...
+    assert not all(torch.equal(weights[k], v) for k, v in epochs[-1][1].items())  # ... not the last epoch's
+    assert real(det.flow_, epochs[-1][2], 0.0) == min(losses)
     with pytest.raises(InputError, match="early_stopping needs at least 2"):
         RealNVP(**FAST, early_stopping=True).fit(X[:5])
 
