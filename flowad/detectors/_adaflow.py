@@ -11,7 +11,7 @@ import torch
 
 from flowad._validation import check_is_fitted
 from flowad.bijections.adabn import AdaptiveBatchNorm
-from flowad.detectors._base import SCORE_BATCH, _check_couplings, _check_param, _store_params, register
+from flowad.detectors._base import _check_couplings, _check_param, _store_params, register
 from flowad.detectors._domains import DomainDetector
 from flowad.flows.adaflow import adabn_layers, adapt_statistics, build_adaflow, update_statistics
 from flowad.flows.flow import Flow, standard_normal_log_prob
@@ -160,9 +160,6 @@ class AdaFlow(DomainDetector):
             log_density[idx] = standard_normal_log_prob(z) + logdet
         return log_density
 
-    def _context(self, Z: torch.Tensor, index: int) -> torch.Tensor:
-        return torch.full((Z.shape[0],), index, dtype=torch.long, device=Z.device)
-
     def _log_density(self, Z: torch.Tensor, index: int) -> torch.Tensor:
         return self.flow_.log_prob(Z, self._context(Z, index))
 
@@ -176,21 +173,6 @@ class AdaFlow(DomainDetector):
     # ------------------------------------------------------------ per-domain statistics rows
     def _layers(self) -> list[AdaptiveBatchNorm]:
         return adabn_layers(self.flow_.bijection)
-
-    def _new_domain(self) -> None:
-        for layer in self._layers():
-            layer.add_domain()
-
-    def _drop_domain(self, index: int) -> None:
-        for layer in self._layers():
-            layer.remove_domain(index)
-
-    def _snapshot(self, index: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        return [tuple(t.clone() for t in layer.statistics(index)) for layer in self._layers()]
-
-    def _restore(self, index: int, snapshot: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        for layer, (mean, var) in zip(self._layers(), snapshot, strict=True):
-            layer.set_statistics(index, mean, var)
 
     # ------------------------------------------------------------------------ translation
     def translate(self, X: Any, *, source: Any, target: Any) -> np.ndarray:
@@ -212,14 +194,4 @@ class AdaFlow(DomainDetector):
         """
         check_is_fitted(self)
         src, tgt = self._index(source), self._index(target)
-        X = self._check_input(X)
-        out = X.copy()
-        keep = ~self.constant_features_
-        bij = self.flow_.bijection
-        with torch.inference_mode():
-            for start in range(0, X.shape[0], SCORE_BATCH):
-                Z = self._standardize(X[start : start + SCORE_BATCH])
-                z, _ = bij(Z, self._context(Z, src))
-                back, _ = bij.inverse(z, self._context(z, tgt))
-                out[start : start + SCORE_BATCH, keep] = back.double().cpu().numpy() * self.scale_[keep] + self.mean_[keep]
-        return out
+        return self._translate(self._check_input(X), src, tgt)

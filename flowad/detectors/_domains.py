@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from flowad._validation import check_is_fitted
-from flowad.detectors._base import BaseFlowDetector, _check_param
+from flowad.detectors._base import SCORE_BATCH, BaseFlowDetector, _check_param
 from flowad.exceptions import InputError, ModelFileError, UnknownDomainError
 from flowad.flows.flow import Flow
 from flowad.io.persistence import State
@@ -88,8 +88,11 @@ class DomainDetector(BaseFlowDetector):
     ``partial_adapt``, ``remove_domain`` and ``score_samples(X, domain=...)``.
 
     Subclasses implement ``_build_flow``, ``_fit_model`` (train, then return the training
-    log-densities), ``_log_density``, ``_adapt_rows``, and may override ``_adapt_chunks``,
-    ``_new_domain``, ``_drop_domain``, ``_snapshot`` / ``_restore`` and the extra-state hooks.
+    log-densities), ``_log_density``, ``_adapt_rows``, and may override ``_adapt_chunks`` and
+    the extra-state hooks. A detector whose per-domain state is one row of statistics per
+    domain in some layers (AdaFlow) names those layers in ``_layers``; the default
+    ``_new_domain``, ``_drop_domain``, ``_snapshot`` and ``_restore`` act on them. Others
+    override those four.
     """
 
     # --------------------------------------------------------------------- subclass hooks
@@ -110,18 +113,48 @@ class DomainDetector(BaseFlowDetector):
         """Adapt domain ``index`` to a re-readable chunk stream; return the row count."""
         raise InputError(f"{type(self).__name__} cannot adapt from a stream of chunks; pass an array.")
 
+    def _layers(self) -> list[Any]:
+        """Layers holding one row of statistics per domain (``add_domain``, ``remove_domain``,
+        ``statistics(index)`` and ``set_statistics(index, mean, var)``); none by default."""
+        return []
+
     def _new_domain(self) -> None:
         """Make room for one more domain (index ``len(domains_)``)."""
+        for layer in self._layers():
+            layer.add_domain()
 
     def _drop_domain(self, index: int) -> None:
         """Forget the model state of domain ``index``."""
+        for layer in self._layers():
+            layer.remove_domain(index)
 
     def _snapshot(self, index: int) -> Any:
         """State of domain ``index`` to restore if an adaptation fails."""
-        return None
+        return [tuple(t.clone() for t in layer.statistics(index)) for layer in self._layers()]
 
     def _restore(self, index: int, snapshot: Any) -> None:
         """Put back what ``_snapshot`` returned."""
+        for layer, (mean, var) in zip(self._layers(), snapshot, strict=True):
+            layer.set_statistics(index, mean, var)
+
+    def _context(self, Z: torch.Tensor, index: int) -> torch.Tensor:
+        """The context tensor that puts every row of ``Z`` in domain ``index``."""
+        return torch.full((Z.shape[0],), index, dtype=torch.long, device=Z.device)
+
+    def _translate(self, X: np.ndarray, source: int, target: int, batch: int = SCORE_BATCH) -> np.ndarray:
+        """Validated rows ``X`` mapped from domain ``source`` to ``target``: forward through the
+        flow with ``source``'s context, back with ``target``'s, ``batch`` rows at a time; the
+        constant features are left as they are."""
+        out = X.copy()
+        keep = ~self.constant_features_
+        bij = self.flow_.bijection
+        with torch.inference_mode():
+            for start in range(0, X.shape[0], batch):
+                Z = self._standardize(X[start : start + batch])
+                z, _ = bij(Z, self._context(Z, source))
+                back, _ = bij.inverse(z, self._context(z, target))
+                out[start : start + batch, keep] = back.double().cpu().numpy() * self.scale_[keep] + self.mean_[keep]
+        return out
 
     # ------------------------------------------------------------------------------ fit
     def _train(self, flow: Flow, Z: torch.Tensor, generator: torch.Generator, context: torch.Tensor | None = None,

@@ -180,12 +180,24 @@ class _RealNVPFamily(BaseFlowDetector):
         return self._fit_flow(flow, Z, config, generator, X_val=Z_val)
 
 
+def _document(doc: str, defaults: dict[str, Any]) -> str:
+    """``doc`` with its ``{parameters}`` line replaced by the family's parameter list, where the
+    entries of ``defaults`` get their ``default=`` value."""
+    lines = _PARAMS_DOC.split("\n")
+    for i, line in enumerate(lines):
+        name = line.strip().partition(" : ")[0]
+        if name in defaults and line.startswith("    ") and not line.startswith("     "):
+            lines[i] = f"{line}, default={defaults[name]!r}"
+    return doc.replace("    {parameters}\n", "\n".join(lines).strip("\n") + "\n\n")
+
+
 def _defaults(**defaults: Any) -> Any:
     """Class decorator: the family's ``__init__`` with other defaults, and a true signature.
 
     scikit-learn reads hyper-parameters from ``inspect.signature(cls.__init__)``, which
     honours ``__signature__``; so ``get_params``, ``clone`` and ``help()`` all see the
     variant's own defaults, while the one implementation stays in :class:`_RealNVPFamily`.
+    The class docstring's ``{parameters}`` line becomes the family's parameter list.
     """
 
     def deco(cls: type[_RealNVPFamily]) -> type[_RealNVPFamily]:
@@ -206,6 +218,7 @@ def _defaults(**defaults: Any) -> Any:
         )
         __init__.__doc__ = base.__doc__
         cls.__init__ = __init__  # type: ignore[method-assign]
+        cls.__doc__ = _document(cls.__doc__ or "", defaults)
         return cls
 
     return deco
@@ -214,15 +227,12 @@ def _defaults(**defaults: Any) -> Any:
 @register("realnvp")
 @_defaults(trim_ratio=0.0, lipschitz_k=None)
 class RealNVP(_RealNVPFamily):
-    __doc__ = (
-        """Plain RealNVP anomaly detector: maximum likelihood, no trimming, no spectral norm.
+    """Plain RealNVP anomaly detector: maximum likelihood, no trimming, no spectral norm.
 
     The anomaly score is the negative log-likelihood. With the default ``trim_ratio=0`` and
     ``lipschitz_k=None`` it is the baseline that anomalies in the training data can fool.
-"""
-        + _PARAMS_DOC.replace("    trim_ratio : float in [0, 0.5) or None\n", "    trim_ratio : float in [0, 0.5) or None, default=0.0\n")
-        .replace("    lipschitz_k : float > 0 or None\n", "    lipschitz_k : float > 0 or None, default=None\n")
-        + """
+
+    {parameters}
     See Also
     --------
     TrimRealNVP, RobustRealNVP
@@ -235,44 +245,34 @@ class RealNVP(_RealNVPFamily):
     >>> det = RealNVP(epochs=2, random_state=0).fit(X)
     >>> det.decision_function(X[:2]).shape
     (2,)
-"""
-    )
-
+    """
 
 
 @register("trim-realnvp")
 @_defaults(trim_ratio=None, lipschitz_k=None)
 class TrimRealNVP(_RealNVPFamily):
-    __doc__ = (
-        """RealNVP trained with the trimmed loss (no spectral normalization).
+    """RealNVP trained with the trimmed loss (no spectral normalization).
 
     Each minibatch drops the ``trim_ratio`` fraction of samples with the largest negative
     log-likelihood before averaging; ``trim_ratio`` defaults to ``contamination``.
-"""
-        + _PARAMS_DOC.replace("    trim_ratio : float in [0, 0.5) or None\n", "    trim_ratio : float in [0, 0.5) or None, default=None\n")
-        .replace("    lipschitz_k : float > 0 or None\n", "    lipschitz_k : float > 0 or None, default=None\n")
-        + """
+
+    {parameters}
     See Also
     --------
     RealNVP, RobustRealNVP
-"""
-    )
-
+    """
 
 
 @register("robust-realnvp")
 @_defaults(trim_ratio=None, lipschitz_k=1.0)
 class RobustRealNVP(_RealNVPFamily):
-    __doc__ = (
-        """Robust RealNVP: trimmed loss + k-Lipschitz (spectrally normalized) couplings.
+    """Robust RealNVP: trimmed loss + k-Lipschitz (spectrally normalized) couplings.
 
     Robust to anomalies in the training data: the trimmed loss keeps the likeliest anomalies
     of every minibatch out of the gradient, and the Lipschitz bound keeps the density smooth,
     so a tight cluster of anomalies cannot pull a sharp peak of density onto itself.
-"""
-        + _PARAMS_DOC.replace("    trim_ratio : float in [0, 0.5) or None\n", "    trim_ratio : float in [0, 0.5) or None, default=None\n")
-        .replace("    lipschitz_k : float > 0 or None\n", "    lipschitz_k : float > 0 or None, default=1.0\n")
-        + """
+
+    {parameters}
     See Also
     --------
     RealNVP, TrimRealNVP
@@ -291,6 +291,5 @@ class RobustRealNVP(_RealNVPFamily):
     >>> det = RobustRealNVP(contamination=0.05, epochs=5, random_state=0).fit(X)
     >>> det.predict(X).shape
     (200,)
-"""
-    )
+    """
 
