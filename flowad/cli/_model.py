@@ -13,6 +13,7 @@ import typer
 
 from flowad.cli import app
 from flowad.cli._common import check_output, progress, require_column, split_columns, user_errors
+from flowad.dask._frame import check_domain_options, feature_frame, score_frame
 from flowad.detectors import DETECTOR_REGISTRY, load
 from flowad.exceptions import InputError
 from flowad.io.tables import read_table, select_features, write_table
@@ -36,13 +37,7 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
 
 def _features(frame: pd.DataFrame, det: Any, columns: list[str] | None, exclude: list[str]) -> pd.DataFrame:
     """Columns the model was fitted on (by name when it has names), else the selection rules."""
-    names = getattr(det, "feature_names_in_", None)
-    if columns is None and names is not None:
-        missing = [c for c in names if c not in frame.columns]
-        if missing:
-            raise InputError(f"The data lacks the model's feature columns {missing}; it has {list(map(str, frame.columns))}.")
-        return frame[list(names)]
-    return select_features(frame, columns, exclude)
+    return feature_frame(frame, det, columns, exclude)
 
 
 def _ids(frame: pd.DataFrame, id_column: str | None) -> np.ndarray:
@@ -96,45 +91,65 @@ def fit(
         typer.echo(f"Trained {model} on {X.shape[0]} rows x {X.shape[1]} features; threshold {det.threshold_:.4g}; wrote {output}")
 
 
+_DASK_HELP = "Run on Dask, partition by partition (DATA may be a folder of Parquet/CSV files; needs the dask extra)."
+_SCHEDULER_HELP = "Address of a running Dask scheduler (e.g. tcp://host:8786); default: a local cluster for the job, one worker process per core."
+_WORKERS_HELP = "Worker processes of the local cluster (default: one per core)."
+
+
+def _check_dask_options(dask: bool, scheduler: str | None, workers: int | None, data: Path) -> None:
+    if not dask and (scheduler is not None or workers is not None):
+        raise InputError("--scheduler and --workers apply to --dask runs; add --dask.")
+    if not dask and data.is_dir():
+        raise InputError(f"{str(data)!r} is a folder; add --dask to process a folder of Parquet/CSV files partition by partition.")
+
+
 @app.command()
 @user_errors
 def score(
     model_file: Path = typer.Argument(..., metavar="MODEL", help="Model file written by flowad fit."),
-    data: Path = typer.Argument(..., help="Data to score: CSV, Parquet, .npy or .npz."),
-    output: Path = typer.Option(..., "--output", "-o", help="Scores file (.csv, .parquet, .npz)."),
+    data: Path = typer.Argument(..., help="Data to score: CSV, Parquet, .npy or .npz (with --dask: also a folder of Parquet/CSV files)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Scores file (.csv, .parquet, .npz); with --dask a new folder of Parquet parts."),
     domain: str = typer.Option(None, help="Domain of every row (multi-domain models)."),
     domain_column: str = typer.Option(None, help="Column giving each row's domain (multi-domain models)."),
     columns: str = typer.Option(None, help="Comma-separated feature columns (default: the model's own feature names)."),
     id_column: str = typer.Option(None, help="Row-id column copied to the output (default: the row number)."),
+    dask: bool = typer.Option(False, "--dask", help=_DASK_HELP),
+    scheduler: str = typer.Option(None, "--scheduler", metavar="ADDRESS", help=_SCHEDULER_HELP),
+    workers: int = typer.Option(None, "--workers", help=_WORKERS_HELP),
+    on_bad: str = typer.Option("stop", "--on-bad", help="--dask: a partition with missing columns or NaN rows stops the job and writes nothing ('stop'), or is left out and listed in _bad_partitions.csv ('skip')."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Write each row's id, anomaly score (negative log-likelihood), log-density and 0/1 label."""
+    _check_dask_options(dask, scheduler, workers, data)
+    if dask:
+        _score_dask(model_file, data, output, domain, domain_column, split_columns(columns), id_column, scheduler, workers, on_bad, quiet)
+        return
     check_output(output)
     det = load(model_file)
-    frame = read_table(data)
-    X = _features(frame, det, split_columns(columns), [c for c in (id_column, domain_column) if c])
-    ids = _ids(frame, id_column)
-    if domain is not None and domain_column is not None:
-        raise InputError("Give --domain or --domain-column, not both.")
-    if (domain is not None or domain_column is not None) and not hasattr(det, "domains_"):
-        raise InputError(f"{str(model_file)!r} holds a single-domain {type(det).__name__} model; --domain/--domain-column apply to adaflow models.")
-    per_row = require_column(frame, domain_column, "Domain")
-    if per_row is None:
-        kw = {} if domain is None else {"domain": domain}
-        log_density = det.score_samples(X, **kw)
-        threshold: Any = det.thresholds_[det.domains_[det._index(domain)]] if hasattr(det, "thresholds_") else det.threshold_
-    else:
-        log_density = np.empty(len(frame))
-        threshold = np.empty(len(frame))
-        for name in pd.unique(per_row.astype(str)):
-            mask = per_row.astype(str) == name
-            log_density[mask] = det.score_samples(X[mask], domain=name)
-            threshold[mask] = det.thresholds_[name]
-    anomaly = -log_density
-    out = pd.DataFrame({"id": ids, "anomaly_score": anomaly, "log_density": log_density, "label": (anomaly > threshold).astype(np.int64)})
+    check_domain_options(det, domain, domain_column, str(model_file))
+    out = score_frame(det, read_table(data), columns=split_columns(columns), id_column=id_column, domain=domain, domain_column=domain_column)
     write_table(out, output)
     if not quiet:
         typer.echo(f"Scored {len(out)} rows: {int(out['label'].sum())} flagged as anomalies; wrote {output}")
+
+
+def _score_dask(model_file: Path, data: Path, output: Path, domain: str | None, domain_column: str | None, columns: list[str] | None,
+                id_column: str | None, scheduler: str | None, workers: int | None, on_bad: str, quiet: bool) -> None:
+    from flowad.dask import cluster, write_scores
+
+    if on_bad not in ("stop", "skip"):
+        raise InputError(f"--on-bad must be 'stop' or 'skip', got {on_bad!r}.")
+    load(model_file)  # a bad model file fails before a cluster starts
+    with cluster(scheduler, workers) as client:
+        report = write_scores(
+            model_file, data, output, columns=columns, id_column=id_column, domain=domain, domain_column=domain_column,
+            on_bad=on_bad, client=client, progress=not quiet,
+        )
+    for bad in report.bad:
+        typer.echo(f"flowad: warning: skipped {bad['where']}: {bad['error']}", err=True)
+    if not quiet:
+        skipped = f"; {len(report.bad)} bad partition(s) skipped, listed in {output / '_bad_partitions.csv'}" if report.bad else ""
+        typer.echo(f"Scored {report.rows} rows in {report.parts} partition(s): {report.flagged} flagged as anomalies; wrote {output}{skipped}")
 
 
 @app.command()
@@ -163,23 +178,36 @@ def info(model_file: Path = typer.Argument(..., metavar="MODEL", help="Model fil
 @user_errors
 def adapt(
     model_file: Path = typer.Argument(..., metavar="MODEL", help="AdaFlow model file."),
-    data: Path = typer.Argument(..., help="Normal rows of the domain."),
+    data: Path = typer.Argument(..., help="Normal rows of the domain (with --dask: also a folder of Parquet/CSV files)."),
     domain: str = typer.Option(..., help="Domain name (new, or replaced)."),
     output: Path = typer.Option(None, "--output", "-o", help="Write the adapted model here (default: update MODEL in place, atomically)."),
     columns: str = typer.Option(None, help="Comma-separated feature columns (default: the model's own feature names)."),
+    dask: bool = typer.Option(False, "--dask", help=_DASK_HELP + " Takes n_layers + 1 passes over the data."),
+    scheduler: str = typer.Option(None, "--scheduler", metavar="ADDRESS", help=_SCHEDULER_HELP),
+    workers: int = typer.Option(None, "--workers", help=_WORKERS_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Add or update a domain's statistics with forward passes only (no gradients)."""
+    _check_dask_options(dask, scheduler, workers, data)
     det = load(model_file)
     if not hasattr(det, "adapt"):
         raise InputError(f"{str(model_file)!r} holds a {type(det).__name__} model, which has no domains to adapt; use an adaflow model.")
     target = output or model_file
     check_output(target)
-    frame = read_table(data)
-    det.adapt(_features(frame, det, split_columns(columns), []), domain=domain)
+    if dask:
+        from flowad.dask import adapt as dask_adapt
+        from flowad.dask import cluster
+
+        with cluster(scheduler, workers) as client:
+            det = dask_adapt(model_file, data, domain=domain, columns=split_columns(columns), client=client, progress=not quiet)
+        rows = det.domain_counts_[domain]
+    else:
+        frame = read_table(data)
+        det.adapt(_features(frame, det, split_columns(columns), []), domain=domain)
+        rows = len(frame)
     det.save(target)
     if not quiet:
-        typer.echo(f"Adapted domain {domain!r} on {len(frame)} rows (threshold {det.thresholds_[domain]:.4g}); wrote {target}")
+        typer.echo(f"Adapted domain {domain!r} on {rows} rows (threshold {det.thresholds_[domain]:.4g}); wrote {target}")
 
 
 @app.command()

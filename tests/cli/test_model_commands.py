@@ -122,3 +122,24 @@ def test_help_texts() -> None:
     for cmd in ("fit", "score", "info", "adapt", "translate", "demo"):
         code, out = run(cmd, "--help")
         assert code == 0 and "Usage" in out
+
+
+def test_dask_options_need_dask_and_a_folder_needs_dask(files: Path, tmp_path: Path) -> None:
+    model = tmp_path / "m.flowad"
+    assert run("fit", files / "train.parquet", "-o", model, "--id-column", "rid", "--label-column", "y", *SMALL)[0] == 0
+    code, out = run("score", model, files / "train.parquet", "-o", tmp_path / "s.csv", "--scheduler", "tcp://127.0.0.1:1")
+    assert code == 2 and out.strip() == "flowad: error: --scheduler and --workers apply to --dask runs; add --dask."
+    code, out = run("score", model, files, "-o", tmp_path / "s.csv")
+    assert code == 2 and out.startswith("flowad: error: ") and "is a folder; add --dask" in out
+    code, out = run("adapt", model, files, "--domain", "x", "-o", tmp_path / "a.flowad")
+    assert code == 2 and "is a folder; add --dask" in out
+
+
+def test_dask_score_refuses_bad_options_before_starting_a_cluster(files: Path, tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    model = tmp_path / "m.flowad"
+    assert run("fit", files / "train.parquet", "-o", model, "--id-column", "rid", "--label-column", "y", *SMALL)[0] == 0
+    code, out = run("score", model, files, "-o", tmp_path / "out", "--dask", "--on-bad", "ignore")
+    assert code == 2 and out.strip() == "flowad: error: --on-bad must be 'stop' or 'skip', got 'ignore'."
+    code, out = run("score", model, files, "-o", tmp_path / "out", "--dask", "--scheduler", "tcp://h:1", "--workers", "2")
+    assert code == 2 and "Give --scheduler or --workers, not both" in out

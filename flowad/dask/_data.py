@@ -1,0 +1,112 @@
+"""Partitions of a data set: a folder of Parquet/CSV files, a Dask DataFrame or a Dask Array.
+
+A folder is split into one partition per Parquet row group (or per CSV file), in the order of
+the sorted file names; every partition knows its file and its first row number, so errors name
+the file and the row ids of a folder are its row numbers, whatever the partitioning. The files
+are read inside the tasks (on the workers), never by the client.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from flowad.exceptions import InputError
+from flowad.io.tables import read_table
+
+__all__ = ["Part", "folder_parts", "read_part", "is_folder"]
+
+_PARQUET = (".parquet", ".pq")
+_CSV = (".csv", ".tsv", ".txt")
+
+
+@dataclass(frozen=True)
+class Part:
+    """One partition of a folder: a Parquet row group or a whole CSV file."""
+
+    index: int
+    path: str
+    row_group: int | None
+    offset: int
+    rows: int
+
+    @property
+    def label(self) -> str:
+        where = f"file {self.path!r}" + ("" if self.row_group is None else f" row group {self.row_group}")
+        return f"partition {self.index} ({where}, rows {self.offset}-{self.offset + self.rows - 1})"
+
+
+def is_folder(data: Any) -> bool:
+    return isinstance(data, (str, os.PathLike)) and Path(data).is_dir()
+
+
+def _files(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_")) and p.suffix.lower() in _PARQUET + _CSV)
+    if not files:
+        raise InputError(f"Folder {str(folder)!r} holds no Parquet (.parquet, .pq) or CSV (.csv, .tsv, .txt) files.")
+    return files
+
+
+def _csv_rows(path: str) -> int:
+    return len(read_table(path))
+
+
+def folder_parts(folder: str | os.PathLike[str]) -> list[Part]:
+    """The partitions of ``folder`` in order, with their row offsets.
+
+    Parquet row counts come from the file footers (no data read). CSV files have none: each is
+    counted by a task on the active Dask scheduler (one extra read of the CSV files).
+    """
+    import dask
+
+    path = Path(folder)
+    if not path.is_dir():
+        raise InputError(f"Data folder {str(path)!r} does not exist.")
+    files = _files(path)
+    counts: dict[Path, list[tuple[int | None, int]]] = {}
+    csv = [f for f in files if f.suffix.lower() in _CSV]
+    for f in files:
+        if f in csv:
+            continue
+        try:
+            import pyarrow.parquet as pq
+
+            meta = pq.read_metadata(f)
+        except ImportError as err:
+            raise InputError(f"Reading Parquet needs pyarrow: {err}. Install it with pip install pyarrow.") from None
+        except (OSError, ValueError) as err:
+            raise InputError(f"Could not read the Parquet footer of {str(f)!r}: {err}") from None
+        counts[f] = [(g, meta.row_group(g).num_rows) for g in range(meta.num_row_groups) if meta.row_group(g).num_rows]
+    if csv:
+        rows = dask.compute(*[dask.delayed(_csv_rows, pure=True)(str(f)) for f in csv])
+        counts.update({f: [(None, int(n))] for f, n in zip(csv, rows, strict=True)})
+    parts: list[Part] = []
+    offset = 0
+    for f in files:
+        for group, n in counts[f]:
+            parts.append(Part(len(parts), str(f), group, offset, n))
+            offset += n
+    if not parts:
+        raise InputError(f"The files of folder {str(path)!r} hold no rows.")
+    return parts
+
+
+def read_part(part: Part) -> pd.DataFrame:
+    """The rows of ``part``, indexed by their row numbers in the folder."""
+    if part.row_group is None:
+        frame = read_table(part.path)
+    else:
+        import pyarrow.parquet as pq
+
+        try:
+            frame = pq.ParquetFile(part.path).read_row_group(part.row_group).to_pandas()
+        except (OSError, ValueError) as err:
+            raise InputError(f"Could not read {part.label}: {err}") from None
+    if len(frame) != part.rows:
+        raise InputError(f"{part.label} now holds {len(frame)} rows, not {part.rows}: the file changed during the job.")
+    frame.index = pd.RangeIndex(part.offset, part.offset + part.rows)
+    return frame
