@@ -11,6 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from flowad import NotFittedError, RealNVP, RobustRealNVP, TrimRealNVP
 from flowad.exceptions import InputError
+from flowad.preprocessing import Standardization
 from flowad.training import loop
 from tests.contracts.sklearn_checks import run_generic_checks
 
@@ -151,6 +152,9 @@ def test_constant_columns_are_dropped_with_a_warning(data: tuple) -> None:
         det = RealNVP(**FAST, random_state=0).fit(X)
     assert det.constant_features_.tolist() == [False, False, False, True]
     assert det.scale_[3] == 1.0 and det.flow_.features == 3
+    st = Standardization.fit(X)  # the library's one rule for constant columns
+    for ours, theirs in ((det.mean_, st.mean), (det.scale_, st.scale), (det.constant_features_, st.constant)):
+        np.testing.assert_array_equal(ours, theirs)
     s = det.score_samples(X)
     assert np.isfinite(s).all()
     X2 = X.copy()
