@@ -17,7 +17,11 @@ from flowad.features.audio import AudioFeatureConfig, file_features  # noqa: E40
 from flowad.pipelines.sound import SoundDetector, aggregate_frames, scan_sound_folder  # noqa: E402
 
 SR = 16_000
-CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "sound" / "dcase2023_clips"
+#: The shared data sit in ``shared/`` inside the checkout or next to it (``../shared``, as in the README).
+CLIPS = next(
+    (p for p in (Path(__file__).resolve().parents[i] / "shared/data/sound/dcase2023_clips" for i in (2, 3)) if p.is_dir()),
+    Path("shared/data/sound/dcase2023_clips"),
+)
 #: Small features keep the tests fast: 16 mel bands x (2 * 2 + 1) frames = 80 values.
 SMALL = AudioFeatureConfig(n_mels=16, context=2)
 
