@@ -36,7 +36,7 @@ from flowad.io.persistence import State, load_detector, register, save_detector
 from flowad.preprocessing import Standardization
 from flowad.training import TrainConfig, fit_flow
 
-__all__ = ["BaseFlowDetector", "resolve_device", "seed_from", "register", "DETECTOR_REGISTRY"]
+__all__ = ["BaseFlowDetector", "DETECTOR_REGISTRY", "SCORE_BATCH", "register", "resolve_device", "seed_from", "seeded_torch"]
 
 logger = logging.getLogger("flowad")
 
