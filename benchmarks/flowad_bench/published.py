@@ -52,7 +52,7 @@ def _text(name: str) -> str:
 
 
 def published_table(name: str) -> pd.DataFrame:
-    """The rows of a published table (comment lines skipped), numbers parsed as Python does.
+    """The rows of a published table, comment lines skipped.
 
     Parameters
     ----------
@@ -62,8 +62,8 @@ def published_table(name: str) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        One column per header field; numeric columns as float64 (``round_trip`` parsing, so
-        ``0.882`` is the same float as ``float("0.882")``), empty cells NaN.
+        One column per header field; numeric columns as float64 (``0.882`` is the same float as
+        ``float("0.882")``), empty cells NaN.
 
     Raises
     ------
@@ -75,7 +75,7 @@ def published_table(name: str) -> pd.DataFrame:
     >>> published_table(FEMTO_README).columns.tolist()
     ['experiment', 'method', 'n_adapt', 'auroc']
     """
-    return pd.read_csv(io.StringIO(_text(name)), comment="#", float_precision="round_trip")
+    return pd.read_csv(io.StringIO(_text(name)), comment="#")
 
 
 def published_source(name: str) -> str:

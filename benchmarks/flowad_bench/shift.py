@@ -1,7 +1,9 @@
 """Helpers shared by the domain-shift benchmarks (vibration, semi-synthetic sound).
 
-Both benchmarks produce rows ``(experiment, target, seed, n_adapt, method, auroc, pauc, nll,
-adapt_seconds, ...)``; this module holds the metrics and the summaries / markdown tables
+Both benchmarks train the same three models on the source domains (:func:`fit_source_models`),
+run resumable (target, seed) tasks on one thread (:func:`run_resumable`) and produce rows
+``(experiment, target, seed, n_adapt, method, auroc, pauc, nll, adapt_seconds, ...)``
+(:func:`result_row`); this module holds that, the metrics and the summaries / markdown tables
 computed from such rows, so that both report them the same way.
 
 pAUC is computed as in the DCASE Task 2 baseline code, with
@@ -11,9 +13,12 @@ partial AUC (0.5 = chance, 1 = perfect).
 
 from __future__ import annotations
 
+import logging
 import platform
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,27 +27,33 @@ import torch
 from sklearn.covariance import LedoitWolf
 from sklearn.metrics import roc_auc_score
 
-from flowad.detectors import AdaFlow
+from flowad.detectors import AdaFlow, BatchNormFlow
+from flowad.preprocessing import standardize
+from flowad_bench.baselines import AutoEncoderBaseline
 from flowad_bench.report import format_mean_std, frame_to_markdown
+from flowad_bench.runner import torch_threads
 
 __all__ = [
     "PAUC_MAX_FPR",
     "RESULT_FIELDS",
     "config_dict",
     "environment",
+    "fit_source_models",
     "flow_params",
     "lookup",
     "metric_table",
     "metrics",
+    "per_target_table",
     "plot_auroc_vs_n",
-    "standardize",
+    "result_row",
+    "run_resumable",
     "summarize",
     "target_gaussian_scores",
     "timing_table",
 ]
 
-#: A standard deviation at most this is treated as 0 (scale 1) when standardizing.
-CONSTANT_STD = 1e-12
+logger = logging.getLogger(__name__)
+
 #: Max false-positive rate of the partial AUC.
 PAUC_MAX_FPR = 0.1
 #: Columns of a domain-shift benchmark's ``results.csv``.
@@ -66,6 +77,90 @@ def metrics(y: np.ndarray, score: np.ndarray) -> tuple[float, float]:
     if not np.isfinite(score).all():
         return float("nan"), float("nan")
     return float(roc_auc_score(y, score)), float(roc_auc_score(y, score, max_fpr=PAUC_MAX_FPR))
+
+
+def result_row(
+    experiment: str,
+    target: str,
+    seed: int,
+    n: int,
+    method: str,
+    y: np.ndarray,
+    scores: np.ndarray,
+    nll: float = float("nan"),
+    seconds: float = float("nan"),
+) -> dict[str, Any]:
+    """One row of a ``results.csv`` (:data:`RESULT_FIELDS`): the metrics of ``scores`` against labels ``y``."""
+    auroc, pauc = metrics(y, scores)
+    return {
+        "experiment": experiment,
+        "target": target,
+        "seed": seed,
+        "n_adapt": n,
+        "method": method,
+        "auroc": auroc,
+        "pauc": pauc,
+        "nll": nll,
+        "adapt_seconds": seconds,
+        "n_test_normal": int((y == 0).sum()),
+        "n_test_anomalous": int((y != 0).sum()),
+    }
+
+
+def fit_source_models(X: np.ndarray, domains: np.ndarray, config: Any, seed: int) -> tuple[AdaFlow, BatchNormFlow, AutoEncoderBaseline]:
+    """AdaFlow, the batch-norm flow (fine-tuning on ``adapt``) and the autoencoder, trained on the source rows.
+
+    ``config`` gives ``epochs``, ``batch_size``, ``lr`` (all three models) and
+    ``finetune_epochs``, ``finetune_batch_size``, ``finetune_lr`` (the batch-norm flow's
+    ``adapt``). AdaFlow learns one set of statistics per source domain; the other two pool
+    the domains. Every model is seeded with ``seed`` and runs on the CPU.
+    """
+    common = {"epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr, "device": "cpu", "random_state": seed}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "few rows" warnings of small domains are expected here
+        ada = AdaFlow(**common).fit(X, domains=domains)
+        bn = BatchNormFlow(
+            finetune_epochs=config.finetune_epochs,
+            finetune_batch_size=config.finetune_batch_size,
+            finetune_lr=config.finetune_lr,
+            **common,
+        ).fit(X, domains=domains)
+        ae = AutoEncoderBaseline(**common).fit(X, domains=domains)
+    return ada, bn, ae
+
+
+def run_resumable(
+    csv: Path,
+    tasks: Sequence[tuple[str, int]],
+    task: Callable[[str, int], list[dict[str, Any]]],
+    *,
+    desc: str,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Run ``task(target, seed)`` for every (target, seed) not yet in ``csv``, on one thread.
+
+    The rows of ``csv`` (if it exists) are kept and the (target, seed) pairs they hold are
+    skipped; after every task all rows are written back, so an interrupted run resumes where
+    it stopped. torch and the BLAS libraries are limited to one thread (restored after).
+
+    Returns
+    -------
+    DataFrame
+        Every row, with the columns :data:`RESULT_FIELDS`.
+    """
+    from threadpoolctl import threadpool_limits
+    from tqdm.auto import tqdm
+
+    previous = pd.read_csv(csv) if csv.is_file() else pd.DataFrame(columns=list(RESULT_FIELDS))
+    done = set(zip(previous["target"].astype(str), previous["seed"].astype(int), strict=True))
+    rows: list[dict[str, Any]] = previous.to_dict("records")
+    todo = [(t, s) for t, s in tasks if (t, s) not in done]
+    with torch_threads(1), threadpool_limits(1):
+        for target, seed in tqdm(todo, desc=desc, unit="task", disable=not progress):
+            logger.info("target %s, seed %d", target, seed)
+            rows += task(target, seed)
+            pd.DataFrame(rows, columns=list(RESULT_FIELDS)).to_csv(csv, index=False)
+    return pd.DataFrame(rows, columns=list(RESULT_FIELDS))
 
 
 def summarize(results: pd.DataFrame, metric: str = "auroc") -> pd.DataFrame:
@@ -116,6 +211,25 @@ def metric_table(
                 value = p[metric].iloc[0] if (not p.empty and metric in p) else float("nan")
                 row[f"N={n} {published_label}"] = f"{float(value):.3f}" if np.isfinite(value) else ""
         table[m] = row
+    return frame_to_markdown(pd.DataFrame.from_dict(table, orient="index"), "method")
+
+
+def per_target_table(
+    results: pd.DataFrame, metric: str, experiment: str, methods: Sequence[str], targets: Sequence[str], ns: Sequence[int]
+) -> str:
+    """Markdown table: one row per method, one column per (target, N): mean ± std over seeds."""
+    rows = results[results.experiment == experiment]
+    per_target = rows.groupby(["method", "target", "n_adapt"])[metric].agg(["mean", "std"])
+    table = {}
+    for m in methods:
+        if m not in per_target.index.get_level_values(0):
+            continue
+        table[m] = {
+            f"{t} N={n}": format_mean_std(*per_target.loc[(m, t, n)].fillna(0.0).tolist())
+            for t in targets
+            for n in ns
+            if (m, t, n) in per_target.index
+        }
     return frame_to_markdown(pd.DataFrame.from_dict(table, orient="index"), "method")
 
 
@@ -187,14 +301,6 @@ def plot_auroc_vs_n(
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def standardize(fit: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
-    """``fit`` and ``others`` standardized with ``fit``'s per-column mean and std (constant columns: scale 1)."""
-    mean = fit.mean(axis=0)
-    std = fit.std(axis=0)
-    std = np.where(std <= CONSTANT_STD, 1.0, std)
-    return [(A - mean) / std for A in (fit, *others)]
 
 
 def target_gaussian_scores(adapt: np.ndarray, test: np.ndarray) -> np.ndarray:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 from pathlib import Path
 
 import typer
 
+from flowad.cli import user_errors
 from flowad_bench.cli import bench_app
+from flowad_bench.record import command_line, output_folder
 
 
 @bench_app.command("adaptation")
+@user_errors
 def adaptation(
     out: Path = typer.Option(None, "--out", "-o", help="Folder for report.txt and result.json (printed only if omitted)."),
     features: int = typer.Option(704, help="Feature dimension D."),
@@ -41,11 +42,11 @@ def adaptation(
         seed=seed,
     )
     result = run_adaptation_benchmark(cfg)
-    command = "flowad " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line()
     report = f"Command: {command}\n\n" + format_report(result)
     typer.echo(report)
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        out = output_folder(out)
         (out / "report.txt").write_text(report + "\n", encoding="utf-8")
         (out / "result.json").write_text(json.dumps({"command": command, **result}, indent=2) + "\n", encoding="utf-8")
         typer.echo(f"Wrote {out / 'report.txt'} and {out / 'result.json'}")

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 from pathlib import Path
 
 import typer
 
-from flowad.cli._common import user_errors
+from flowad.cli import user_errors
 from flowad_bench.cli import bench_app
+from flowad_bench.record import command_line, output_folder
 
 
 @bench_app.command("audio-features")
@@ -24,11 +23,11 @@ def audio_features(
     from flowad_bench.audio_features import AudioSpeedConfig, format_audio_speed, run_audio_feature_speed
 
     result = run_audio_feature_speed(data, AudioSpeedConfig(seconds=seconds))
-    command = "flowad " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line()
     report = f"Command: {command}\n\n" + format_audio_speed(result)
     typer.echo(report)
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        out = output_folder(out)
         (out / "report.txt").write_text(report + "\n", encoding="utf-8")
         (out / "result.json").write_text(json.dumps({"command": command, **result}, indent=2) + "\n", encoding="utf-8")
         typer.echo(f"Wrote {out / 'report.txt'} and {out / 'result.json'}")

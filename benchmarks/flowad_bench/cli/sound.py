@@ -1,16 +1,15 @@
-"""``flowad bench sound``: the AdaFlow study's sound benchmark, rebuilt semi-synthetically (issue 6)."""
+"""``flowad bench sound``: the AdaFlow study's sound benchmark, rebuilt semi-synthetically."""
 
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 from pathlib import Path
 
 import typer
 
-from flowad.cli._common import user_errors
+from flowad.cli import user_errors
 from flowad_bench.cli import bench_app
+from flowad_bench.record import command_line
 
 
 @bench_app.command("sound")
@@ -46,7 +45,7 @@ def sound(
     else:
         cfg = SoundBenchConfig(n_adapt=tuple(n_adapt), seeds=tuple(range(seeds)), targets=tuple(targets),
                                anr_db=tuple(anr), audio_ae=audio_ae)
-    command = "flowad " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line()
     results = run_sound_benchmark(clips, events, out, cfg, progress=progress)
     material = json.loads((out / "material.json").read_text(encoding="utf-8"))  # written by the run
     extra = {"material": material, "flow_params": flow_params(cfg), "environment": environment()}

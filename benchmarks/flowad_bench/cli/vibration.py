@@ -1,16 +1,15 @@
-"""``flowad bench vibration``: the FEMTO / PRONOSTIA leave-one-condition-out benchmark (issue 6)."""
+"""``flowad bench vibration``: the FEMTO / PRONOSTIA leave-one-condition-out benchmark."""
 
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 from pathlib import Path
 
 import typer
 
-from flowad.cli._common import user_errors
+from flowad.cli import user_errors
 from flowad_bench.cli import bench_app
+from flowad_bench.record import command_line
 
 
 @bench_app.command("vibration")
@@ -26,12 +25,12 @@ def vibration(
     """Leave one operating condition out; AdaFlow adapted with N = 10/30/100 target snapshots
     against the unadapted and fine-tuned flows, an autoencoder and the data README's simple
     baselines; writes results.csv, table.md (with the README's caveats) and auroc.png into --out."""
-    from flowad.features.vibration import femto_features
     from flowad_bench.runner import torch_threads
     from flowad_bench.shift import config_dict, environment, flow_params, plot_auroc_vs_n
     from flowad_bench.vibration import (
         METHODS,
         VibrationBenchConfig,
+        load_features,
         run_vibration_benchmark,
         source_validation,
         validation_markdown,
@@ -42,14 +41,14 @@ def vibration(
         cfg = VibrationBenchConfig(n_adapt=tuple(n_adapt), seeds=(0,), epochs=30, finetune_epochs=10, quick=True)
     else:
         cfg = VibrationBenchConfig(n_adapt=tuple(n_adapt), seeds=tuple(range(seeds)))
-    command = "flowad " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line()
     results = run_vibration_benchmark(data, out, cfg)
     extra = {"flow_params": flow_params(cfg), "environment": environment()}
     report = vibration_markdown(results, cfg, command, extra)
     if validate:
         from threadpoolctl import threadpool_limits
 
-        frame, X = femto_features(data, out / "features.npz")
+        frame, X = load_features(data, out / "features.npz")
         with torch_threads(1), threadpool_limits(1):
             val = source_validation(frame, X, cfg)
         val.to_csv(out / "validation.csv", index=False)
