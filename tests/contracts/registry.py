@@ -119,3 +119,45 @@ CASES += [
         train_equals_eval=False,
     ),
 ]
+
+
+# --------------------------------------------------------------------------- images (issue 15)
+# The contract feeds (batch, d) rows; the image layers see them as (batch, d, 1, 1) images (d
+# channels of one pixel). Squeeze and the multi-scale stack need larger images: they are
+# checked on tiny images by tests/images/test_image_bijections.py.
+from flowad.bijections.image import AdaptiveBatchNorm2d, ConvAffineCoupling, InvertibleConv1x1, Reshape  # noqa: E402
+from flowad.flows.glow import glow_step, update_image_statistics  # noqa: E402
+
+
+def _as_pixels(layer: Callable[[int], Bijection]) -> Callable[[int], Bijection]:
+    return lambda d: Compose([Reshape((d,), (d, 1, 1)), layer(d), Reshape((d, 1, 1), (d,))])
+
+
+def _adapt_images(bij: Bijection, x: torch.Tensor, ctx: torch.Tensor | None) -> None:
+    bij.eval()
+    if ctx is None:
+        update_image_statistics(bij, x, 0)
+        return
+    for k in ctx.unique().tolist():
+        update_image_statistics(bij, x[ctx == k], k)
+
+
+CASES += [
+    Case("image-invconv1x1", _as_pixels(lambda d: _randomize(InvertibleConv1x1(d)))),
+    Case("image-conv-coupling", _as_pixels(lambda d: _randomize(ConvAffineCoupling(d, hidden=4)))),
+    Case(
+        "image-adabn2d-2-domains",
+        _as_pixels(lambda d: _randomize(AdaptiveBatchNorm2d(d, n_domains=2))),
+        context=_domains(2),
+        prepare=_adapt_images,
+        structure="diagonal",
+        train_equals_eval=False,
+    ),
+    Case(
+        "image-glow-step-2-domains",
+        _as_pixels(lambda d: _randomize(glow_step(d, n_domains=2, hidden=4))),
+        context=_domains(2),
+        prepare=_adapt_images,
+        train_equals_eval=False,
+    ),
+]
