@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from flowad import AdaFlow, load
-from flowad.demo import DemoConfig, adapt_timed, run_demo
+from flowad.demo import DemoConfig, adapt_timed, run_demo, verdict
 from flowad.exceptions import InputError
 from flowad.viz import asinh_ticks
 
@@ -48,7 +48,7 @@ def test_demo_tables_hold_finite_aucs(quick_run) -> None:
     for s in result.shift:
         assert all(0.0 <= v <= 1.0 for aucs in s.by_size.values() for v in aucs.values())
         assert 0.0 < s.adapt_seconds < 1.0
-    assert len(result.summary()) == 4 and all("wins" in line for line in result.summary())
+    assert len(result.summary()) == 4 and all(" wins" in line or " tie " in line for line in result.summary())
 
 
 def test_demo_model_files_load_and_score(quick_run) -> None:
@@ -88,6 +88,11 @@ def test_demo_config_rejects_bad_settings() -> None:
         DemoConfig(n_adapt=1)
     with pytest.raises(InputError, match="shift_datasets"):
         DemoConfig(shift_datasets=("mnist",))
+
+
+def test_verdict_calls_close_results_a_tie() -> None:
+    assert verdict([("A", 0.90, 0.5, 1.0), ("B", 0.95, 0.5, 1.0)]) == "B wins"
+    assert verdict([("A", 0.951, 0.5, 1.0), ("B", 0.955, 0.5, 1.0), ("C", 0.5, 0.5, 1.0)]).startswith("B and A tie")
 
 
 def test_asinh_ticks_are_spread_and_inside() -> None:

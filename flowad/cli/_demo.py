@@ -17,6 +17,7 @@ def demo(
     seed: int = typer.Option(0, help="Seed of every data draw and every model."),
     epochs: int = typer.Option(100, help="Training epochs of every flow (RealNVP variants and AdaFlow)."),
     n_adapt: int = typer.Option(50, "--n-adapt", help="Normal rows of the new site given to AdaFlow.adapt and to the baselines."),
+    threads: int = typer.Option(1, help="torch threads (the models are small: one is fastest on a shared machine)."),
 ) -> None:
     """Show what flowad is for, on shipped data, in about two minutes.
 
@@ -32,8 +33,8 @@ def demo(
     from flowad.demo import DemoConfig, require_matplotlib, run_demo
 
     require_matplotlib()
-    config = DemoConfig(seed=seed, epochs=epochs, ada_epochs=epochs, n_adapt=n_adapt)
-    command = f"flowad demo --out {out} --seed {seed} --epochs {epochs} --n-adapt {n_adapt}"
+    config = DemoConfig(seed=seed, epochs=epochs, ada_epochs=epochs, n_adapt=n_adapt, threads=threads)
+    command = f"flowad demo --out {out} --seed {seed} --epochs {epochs} --n-adapt {n_adapt} --threads {threads}"
     result = run_demo(out, config, command=command, progress=typer.echo)
     typer.echo(f"\nWrote {len(result.files)} files to {out}/ in {result.seconds:.0f} s: " + ", ".join(f.name for f in result.files))
     typer.echo("\nWho won (higher ROC AUC is better):")
