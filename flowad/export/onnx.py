@@ -15,7 +15,10 @@ layer ``j`` computed on inputs already normalized with the new statistics of lay
 This equals :meth:`flowad.detectors.AdaFlow.adapt` on the same rows (one whole batch).
 
 A JSON sidecar ``<name>.json`` holds what a device needs besides the graphs: feature names,
-domains with their statistics and thresholds (or the single threshold).
+domains with their statistics and thresholds (or the single threshold), and ``input_checks``:
+the checks the PyTorch detectors make and a device must make around the graphs (finite rows
+of the right width, at least 2 finite rows to adapt, no NaN/inf score).
+:class:`~flowad.export.scorer.OnnxScorer` makes them.
 
 **Lowering of coupling stacks.** A stack of affine couplings and permutations (the RealNVP
 family) is written without any slicing, concatenation or permutation node: each coupling
@@ -49,6 +52,7 @@ from flowad.bijections.base import Bijection, Compose
 from flowad.bijections.coupling import AffineCoupling
 from flowad.bijections.permutation import Permutation
 from flowad.exceptions import InputError
+from flowad.export.scorer import INPUT_CHECKS, OnnxScorer
 from flowad.flows.flow import standard_normal_log_prob
 
 __all__ = ["export_onnx", "OnnxScorer"]
@@ -260,6 +264,7 @@ def export_onnx(det: Any, path: str | os.PathLike[str]) -> dict[str, Path]:
         "n_features_in": d_in,
         "feature_names_in": None if getattr(det, "feature_names_in_", None) is None else [str(n) for n in det.feature_names_in_],
         "statistics_inputs": stats_names,
+        "input_checks": INPUT_CHECKS,  # what OnnxScorer (and any device) checks around the graphs
     }
     if domains is not None:
         stats = _domain_stats(det) if scoring.n_adabn else {}
@@ -276,55 +281,3 @@ def export_onnx(det: Any, path: str | os.PathLike[str]) -> dict[str, Path]:
     meta_path.write_text(json.dumps(meta, indent=1))
     files["metadata"] = meta_path
     return files
-
-
-class OnnxScorer:
-    """Score and adapt with exported graphs under onnxruntime (no PyTorch needed at run time).
-
-    Parameters
-    ----------
-    path : path-like
-        The scoring graph written by :func:`export_onnx`; the sidecar JSON and, for AdaFlow,
-        the statistics graph are read from beside it.
-    """
-
-    #: Rows per onnxruntime call of :meth:`decision_function` (as PyTorch scoring's batches).
-    chunk_rows = 4096
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        import onnxruntime as ort
-
-        path = Path(path)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        self.meta = json.loads(path.with_suffix(".json").read_text())
-        self.dtype = np.float64 if self.meta["dtype"] == "float64" else np.float32
-        self._score = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        stats_path = path.with_suffix(".stats.onnx")
-        self._stats = ort.InferenceSession(str(stats_path), opts, providers=["CPUExecutionProvider"]) if stats_path.exists() else None
-        self.domains: dict[str, dict[str, np.ndarray]] = {
-            name: {k: np.asarray(v, dtype=self.dtype) for k, v in d["statistics"].items()}
-            for name, d in self.meta.get("domains", {}).items()
-        }
-
-    def adapt(self, X: np.ndarray, domain: str) -> None:
-        """Compute ``domain``'s statistics from its normal rows with the statistics graph."""
-        if self._stats is None:
-            raise InputError("This model has no domain statistics to adapt (not an AdaFlow export).")
-        outs = self._stats.run(None, {"x": np.asarray(X, dtype=self.dtype)})
-        self.domains[domain] = dict(zip(self.meta["statistics_inputs"], outs, strict=True))
-
-    def decision_function(self, X: np.ndarray, domain: str | None = None) -> np.ndarray:
-        """Anomaly scores (negative log-likelihood) of the rows of ``X``."""
-        feeds: dict[str, np.ndarray] = {"x": np.asarray(X, dtype=self.dtype)}
-        if self.meta["statistics_inputs"]:
-            if domain is None and len(self.domains) == 1:
-                domain = next(iter(self.domains))
-            if domain not in self.domains:
-                raise InputError(f"Unknown domain {domain!r}; known domains: {sorted(self.domains)}.")
-            feeds.update(self.domains[domain])
-        x = feeds.pop("x")
-        out = np.empty(x.shape[0], dtype=np.float64)
-        for start in range(0, x.shape[0], self.chunk_rows):  # bounded memory whatever the row count
-            out[start : start + self.chunk_rows] = self._score.run(["anomaly_score"], {"x": x[start : start + self.chunk_rows], **feeds})[0]
-        return out

@@ -10,7 +10,7 @@ import pytest
 from flowad import RealNVP, RobustRealNVP, TrimRealNVP
 from flowad.datasets import load_example
 from flowad.detectors._adaflow import AdaFlow
-from flowad.exceptions import InputError
+from flowad.exceptions import InputError, UnknownDomainError
 from flowad.export import OnnxScorer, export_onnx
 
 pytest.importorskip("onnxruntime")
@@ -72,7 +72,7 @@ def test_adaflow_parity_per_domain_and_adaptation_through_onnx(domains_data: tup
     det.adapt(X_new, domain="site-7")
     scorer.adapt(X_new, "site-7")
     np.testing.assert_allclose(scorer.decision_function(X_new, "site-7"), det.decision_function(X_new, domain="site-7"), rtol=1e-4, atol=1e-4)
-    with pytest.raises(InputError, match="Unknown domain 'nowhere'"):
+    with pytest.raises(UnknownDomainError, match="Unknown domain 'nowhere'"):
         scorer.decision_function(X, "nowhere")
     # rows are scored in bounded chunks; chunking does not change a score
     whole = scorer.decision_function(X, "a")

@@ -1,0 +1,174 @@
+"""Score and adapt exported graphs under onnxruntime, behind the same input gate as PyTorch.
+
+:class:`OnnxScorer` checks what it is given exactly as the PyTorch detectors do, with the
+same functions (:mod:`flowad._validation`, the domain checks of
+:mod:`flowad.detectors._domains`) and so the same exception types and messages:
+
+- rows: a 2-D numeric array, DataFrame or tensor with no NaN/inf (``InputError`` naming the
+  first bad row and column), as many features as the model (``InputError``), and a
+  DataFrame's column names equal to the exported ones when both are known;
+- ``adapt``: at least 2 rows (``InputError``; a warning below
+  :data:`~flowad.detectors._domains.MIN_ADAPT_SAMPLES`), all finite; the new statistics and
+  the scores of the adaptation rows under them must be finite, else ``NonFiniteError`` and
+  the domain keeps its previous statistics (nothing is stored before every check passed);
+- scores: a NaN or infinite score raises ``NonFiniteError`` naming the rows (a row at 1e30
+  never comes back as ``inf``);
+- domains: ``UnknownDomainError`` for a name the model does not know, ``InputError`` when a
+  multi-domain model is scored without one.
+
+The same rules are written into the export's JSON sidecar (``input_checks``) for devices that
+run the graphs without this class.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from flowad._validation import check_n_features, check_X, feature_names_of
+from flowad.detectors._base import BaseFlowDetector
+from flowad.detectors._domains import _check_rows, domain_name
+from flowad.exceptions import InputError, NonFiniteError, UnknownDomainError
+
+__all__ = ["INPUT_CHECKS", "OnnxScorer"]
+
+#: What a device must check around the graphs; written into the sidecar as ``input_checks``.
+INPUT_CHECKS: dict[str, str] = {
+    "x": "2-D, shape (n, n_features_in), n >= 1, every value finite (refuse rows with NaN or inf, "
+    "naming them); DataFrame columns equal to feature_names_in when both are known.",
+    "adapt": "at least 2 rows (fewer than 30 give noisy statistics), all finite; the statistics graph's "
+    "outputs and the scoring graph's scores of those rows under them must be finite, else keep "
+    "the domain's previous statistics.",
+    "anomaly_score": "refuse a NaN or infinite score (naming the rows): values far outside the "
+    "training range overflow, float32 models first.",
+    "domain": "one of domains (a model with a single domain may be scored without naming it).",
+}
+
+
+def _check_scores(scores: np.ndarray, dtype: str) -> None:
+    """The PyTorch detectors' non-finite score check (same rule, same message)."""
+    BaseFlowDetector._check_scores(SimpleNamespace(dtype=dtype), scores)  # type: ignore[arg-type]
+
+
+class OnnxScorer:
+    """Score and adapt with exported graphs under onnxruntime (no PyTorch needed at run time).
+
+    Parameters
+    ----------
+    path : path-like
+        The scoring graph written by :func:`~flowad.export.export_onnx`; the sidecar JSON and,
+        for AdaFlow, the statistics graph are read from beside it.
+
+    Raises
+    ------
+    InputError
+        In every method, for rows the PyTorch detector would refuse (see the module docstring).
+    NonFiniteError
+        When a score, or a statistic computed by :meth:`adapt`, is NaN or infinite.
+    UnknownDomainError
+        When scoring a domain the model does not know.
+    """
+
+    #: Rows per onnxruntime call of :meth:`decision_function` (as PyTorch scoring's batches).
+    chunk_rows = 4096
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        import onnxruntime as ort
+
+        path = Path(path)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        self.meta = json.loads(path.with_suffix(".json").read_text())
+        self.dtype = np.float64 if self.meta["dtype"] == "float64" else np.float32
+        self.n_features_in_ = int(self.meta["n_features_in"])
+        names = self.meta.get("feature_names_in")
+        self.feature_names_in_ = None if names is None else list(names)
+        self._score = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        stats_path = path.with_suffix(".stats.onnx")
+        self._stats = ort.InferenceSession(str(stats_path), opts, providers=["CPUExecutionProvider"]) if stats_path.exists() else None
+        self.domains: dict[str, dict[str, np.ndarray]] = {
+            name: {k: np.asarray(v, dtype=self.dtype) for k, v in d["statistics"].items()}
+            for name, d in self.meta.get("domains", {}).items()
+        }
+
+    # ------------------------------------------------------------------------ input gate
+    def _check_input(self, X: Any, *, name: str = "X", min_samples: int = 1) -> np.ndarray:
+        """Validated rows as the graph's dtype (the PyTorch detectors' checks)."""
+        arr = check_X(X, name=name, min_samples=min_samples)
+        check_n_features(arr, self.n_features_in_, self, name=name)
+        names = feature_names_of(X)
+        if self.feature_names_in_ is not None and names is not None and names != self.feature_names_in_:
+            raise InputError(
+                f"{name} has feature names {names}, but the exported {self.meta['kind']} was fitted with "
+                f"{self.feature_names_in_}; pass the same columns in the same order."
+            )
+        with np.errstate(over="ignore"):  # beyond float32: inf in the graph, then a NonFiniteError as in PyTorch
+            return arr.astype(self.dtype, copy=False)
+
+    def _domain(self, domain: Any) -> str | None:
+        if not self.meta["statistics_inputs"]:
+            return None
+        known = list(self.domains)
+        if domain is None:
+            if len(known) == 1:
+                return known[0]
+            raise InputError(f"domain is required: this exported {self.meta['kind']} knows {len(known)} domains {known}.")
+        name = domain_name(domain)
+        if name not in self.domains:
+            raise UnknownDomainError(f"Unknown domain {name!r}; known domains: {known}. Call adapt(X, domain={name!r}) first.")
+        return name
+
+    def _run_scores(self, x: np.ndarray, stats: dict[str, np.ndarray]) -> np.ndarray:
+        out = np.empty(x.shape[0], dtype=np.float64)
+        for start in range(0, x.shape[0], self.chunk_rows):  # bounded memory whatever the row count
+            out[start : start + self.chunk_rows] = self._score.run(["anomaly_score"], {"x": x[start : start + self.chunk_rows], **stats})[0]
+        _check_scores(out, self.meta["dtype"])
+        return out
+
+    # --------------------------------------------------------------------------- methods
+    def adapt(self, X: Any, domain: Any) -> OnnxScorer:
+        """Compute ``domain``'s statistics from its normal rows with the statistics graph.
+
+        The domain (new, or replacing its statistics) changes only when every check passed:
+        at least 2 finite rows of the right width, finite statistics and finite scores of
+        those rows under them.
+        """
+        if self._stats is None:
+            raise InputError("This model has no domain statistics to adapt (not an AdaFlow export).")
+        name = domain_name(domain)
+        x = self._check_input(X)
+        _check_rows(x.shape[0], name)
+        outs = self._stats.run(None, {"x": x})
+        stats = dict(zip(self.meta["statistics_inputs"], outs, strict=True))
+        bad = [k for k, v in stats.items() if not np.isfinite(v).all()]
+        if bad:
+            raise NonFiniteError(
+                f"The statistics {bad} of domain {name!r} computed from these rows are not finite: their values "
+                "lie far outside the training range" + (" and overflow float32." if self.dtype == np.float32 else ".")
+            )
+        self._run_scores(x, stats)  # PyTorch's adapt scores its rows too: same refusal, nothing stored
+        self.domains[name] = stats
+        return self
+
+    def decision_function(self, X: Any, domain: Any = None) -> np.ndarray:
+        """Anomaly scores (negative log-likelihood, float64) of the rows of ``X`` in ``domain``."""
+        name = self._domain(domain)
+        x = self._check_input(X)
+        return self._run_scores(x, {} if name is None else self.domains[name])
+
+    def score_samples(self, X: Any, domain: Any = None) -> np.ndarray:
+        """Log-density of each row (``-decision_function``; higher = more normal)."""
+        return -self.decision_function(X, domain)
+
+    def predict(self, X: Any, domain: Any = None) -> np.ndarray:
+        """1 where the anomaly score exceeds the exported threshold of ``domain``, else 0."""
+        name = self._domain(domain)
+        threshold = self.meta["threshold"] if name is None else self.meta["domains"].get(name, {}).get("threshold")
+        if threshold is None:
+            raise InputError(f"Domain {name!r} was adapted on the device and has no threshold in the sidecar.")
+        return (self.decision_function(X, name) > threshold).astype(np.int64)
