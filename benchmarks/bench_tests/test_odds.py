@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import random
+import shlex
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,7 @@ import pytest
 import torch
 from flowad_bench.methods import MethodError, count_parameters, parse_methods
 from flowad_bench.odds import OddsTask, run_odds, run_task
-from flowad_bench.report import average_ranks, published_auc
+from flowad_bench.report import average_ranks, odds_markdown, published_auc
 from typer.testing import CliRunner
 
 from flowad.cli import app
@@ -147,13 +149,36 @@ def test_parse_methods_groups_and_errors() -> None:
         parse_methods("Nope")
 
 
-def test_average_ranks_and_published_numbers() -> None:
+def test_average_ranks() -> None:
     means = pd.DataFrame({"a": [0.9, 0.8, 0.7], "b": [0.8, 0.8, 0.9], "c": [0.5, np.nan, 0.1]}, index=["x", "y", "z"])
     ranks = average_ranks(means)
     assert ranks.to_dict() == {"a": 1.5, "b": 1.5, "c": 3.0}  # row y (missing c) is left out
+
+
+def test_published_numbers_sit_beside_ours_labelled_and_unchanged() -> None:
     pub = published_auc()
-    assert pub.loc["vowels", "RobustRealNVP"] == 0.959
-    assert round(pub.drop(index="arrhythmia")["RobustRealNVP"].mean(), 3) == 0.858
+    assert {"RobustRealNVP", "RealNVP", "IForest"} <= set(pub.columns)
+    assert pub.stack().between(0.0, 1.0).all()
+    name = str(pub.index[0])
+    frame = pd.DataFrame(
+        {
+            "dataset": [name, name],
+            "method": ["RobustRealNVP", "LOF"],
+            "seed": [0, 0],
+            "auc": [0.25, 0.5],
+            "ap": [0.1, 0.2],
+            "fit_seconds": [1.0, 1.0],
+            "score_seconds": [0.0, 0.0],
+            "n_params": [10.0, np.nan],
+        }
+    )
+    lines = odds_markdown(frame, methods=["RobustRealNVP", "LOF"]).splitlines()
+    header = next(line for line in lines if line.startswith("| dataset |"))  # the ROC AUC table comes first
+    row = next(line for line in lines if line.startswith(f"| {name} |"))
+    cells = dict(zip(*([c.strip() for c in line.strip("|").split("|")] for line in (header, row)), strict=True))
+    assert cells["RobustRealNVP"] == "0.250 ± 0.000"
+    assert cells["RobustRealNVP (published)"] == f"{pub.loc[name, 'RobustRealNVP']:.3f}"  # the shipped number
+    assert "LOF (published)" not in cells  # the study published no LOF column
 
 
 def test_count_parameters_none_for_non_neural() -> None:
@@ -203,9 +228,13 @@ def test_cli_parallel_jobs(data_dir: Path, tmp_path: Path) -> None:
     pd.testing.assert_series_equal(run(tmp_path / "par", 2), run(tmp_path / "ser", 1))
 
 
-def test_cli_reports_bad_input(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["bench", "odds", "-d", str(tmp_path / "missing"), "-o", str(tmp_path / "o")])
-    assert result.exit_code == 2
-    assert "does not exist" in result.output
-    result = CliRunner().invoke(app, ["bench", "odds", "-d", str(tmp_path), "-o", str(tmp_path / "o"), "-m", "Nope"])
-    assert result.exit_code == 2 and "unknown method" in result.output
+def test_cli_records_the_command_as_typed(
+    data_dir: Path, tmp_path: Path, fake_methods: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "my out"
+    args = ["bench", "odds", "-d", str(data_dir), "-o", str(out), "-m", "FirstFeature", "--quick", "--no-progress"]
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/flowad", *args])
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    typed = "flowad " + " ".join(shlex.quote(a) for a in args)
+    assert f"```\n{typed}\n```" in (out / "table.md").read_text()

@@ -1,13 +1,14 @@
-"""The study's protocol: splits, standardization, metrics, contamination resampling."""
+"""The study's protocol: splits, standardization (the library's rule), metrics, contamination resampling."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from flowad_bench.odds import fit_and_score
-from flowad_bench.protocol import evaluate, resample_contamination, standardize, stratified_split
+from flowad_bench.protocol import evaluate, resample_contamination, stratified_split
 
 from flowad.exceptions import InputError
+from flowad.preprocessing import standardize
 
 
 def test_split_is_stratified_60_40(rng: np.random.Generator) -> None:

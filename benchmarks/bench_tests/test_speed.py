@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from flowad_bench.datasets import load_features
 from flowad_bench.speed import (
     MODEL_NAMES,
     SpeedConfig,
     default_datasets,
     format_speed_report,
-    load_npz,
     run_speed,
     speed_ratios,
     summarize_speed,
@@ -49,12 +49,19 @@ def test_thread_count_is_restored() -> None:
     assert torch.get_num_threads() == before
 
 
-def test_load_npz(tmp_path) -> None:
+def test_load_features_and_bad_model(tmp_path) -> None:
     path = tmp_path / "d.npz"
     np.savez(path, X=np.ones((5, 3)), y=np.zeros(5))
-    assert load_npz(path).shape == (5, 3)
+    assert load_features(path).shape == (5, 3)
     np.savez(tmp_path / "bad.npz", Z=np.ones(2))
     with pytest.raises(ValueError, match="no array 'X'"):
-        load_npz(tmp_path / "bad.npz")
+        load_features(tmp_path / "bad.npz")
     with pytest.raises(ValueError, match="model must be one of"):
         run_speed(default_datasets(64, 2), models=["sklearn"])
+
+
+def test_constant_column_is_timed_not_nan() -> None:
+    X = default_datasets(128, 3)["gmm 128x3"]
+    X[:, 1] = 5.0
+    res = run_speed({"const": X}, SpeedConfig(n_couplings=1, hidden=(4,), repeats=1, epochs_per_repeat=1), models=["flowad RealNVP"])
+    assert np.isfinite(res["epoch_seconds"]).all()

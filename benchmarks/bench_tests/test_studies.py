@@ -45,13 +45,6 @@ def test_trim_sensitivity_cli(data_dir: Path, tmp_path: Path) -> None:
     assert (out / "sensitivity.png").exists()
 
 
-def test_trim_sensitivity_rejects_non_flow_methods(data_dir: Path, tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        app, ["bench", "trim-sensitivity", "-d", str(data_dir), "-o", str(tmp_path), "-m", "IForest"]
-    )
-    assert result.exit_code == 2 and "flowad methods" in result.output
-
-
 def test_contamination_sensitivity_cli(data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "cont"
     _invoke(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flowad.exceptions import FlowadError
+from flowad.exceptions import InputError
 
 __all__ = [
     "Dataset",
@@ -22,7 +22,9 @@ __all__ = [
     "SkippedFile",
     "SUFFIXES",
     "load_dataset",
+    "load_features",
     "load_folder",
+    "data_folder",
     "dataset_paths",
 ]
 
@@ -32,7 +34,7 @@ SUFFIXES = (".npz", ".mat", ".csv")
 CSV_LABEL_COLUMNS = ("y", "label", "labels", "outlier", "anomaly", "class", "target")
 
 
-class DatasetError(FlowadError, ValueError):
+class DatasetError(InputError):
     """A dataset file cannot be used: missing labels, non-finite values, one class, ..."""
 
 
@@ -159,6 +161,28 @@ def load_dataset(path: str | os.PathLike[str], *, label_column: str | None = Non
     return check_dataset(p.stem, X, y, path=str(p))
 
 
+def load_features(path: str | os.PathLike[str]) -> np.ndarray:
+    """The feature matrix ``X`` of an ``.npz`` file, as float64; no other array (labels) is read.
+
+    Raises
+    ------
+    DatasetError
+        If the file is not an ``.npz`` file, cannot be read, or has no array ``X``.
+    """
+    p = Path(path)
+    if p.suffix.lower() != ".npz":
+        raise DatasetError(f"{str(p)!r}: only .npz files (array 'X') can be read without their labels")
+    try:
+        with np.load(p, allow_pickle=False) as data:
+            if "X" not in data.files:
+                raise DatasetError(f"{str(p)!r} has no array 'X' (keys: {sorted(data.files)}); expected an ODDS-style .npz")
+            return np.asarray(data["X"], dtype=np.float64)
+    except DatasetError:
+        raise
+    except Exception as err:
+        raise DatasetError(f"{str(p)!r} cannot be read ({type(err).__name__}: {err})") from None
+
+
 def check_dataset(name: str, X: np.ndarray, y: np.ndarray, *, path: str = "") -> Dataset:
     """Check and convert an in-memory ``(X, y)`` pair into a :class:`Dataset`.
 
@@ -202,6 +226,20 @@ def check_dataset(name: str, X: np.ndarray, y: np.ndarray, *, path: str = "") ->
     return Dataset(name=name, X=X, y=yi, path=path)
 
 
+def data_folder(folder: str | os.PathLike[str]) -> Path:
+    """``folder`` as a path, checked to be an existing folder.
+
+    Raises
+    ------
+    DatasetError
+        If ``folder`` does not exist or is not a folder.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise DatasetError(f"data folder {str(root)!r} does not exist or is not a folder")
+    return root
+
+
 def dataset_paths(folder: str | os.PathLike[str], names: Iterable[str] | None = None) -> list[Path]:
     """Dataset files of ``folder`` (sorted by name), optionally only those whose stem is in ``names``.
 
@@ -210,9 +248,7 @@ def dataset_paths(folder: str | os.PathLike[str], names: Iterable[str] | None = 
     DatasetError
         If ``folder`` is not a directory, or a requested name has no file.
     """
-    root = Path(folder)
-    if not root.is_dir():
-        raise DatasetError(f"data folder {str(root)!r} does not exist or is not a folder")
+    root = data_folder(folder)
     paths = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
     if names is not None:
         wanted = list(dict.fromkeys(names))

@@ -19,9 +19,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
+
+from flowad_bench.datasets import dataset_paths, load_dataset
+from flowad_bench.runner import torch_threads
 
 __all__ = ["CANDIDATES", "DEV_DATASETS", "run_defaults_sweep", "format_defaults"]
 
@@ -60,8 +62,7 @@ def run_defaults_sweep(
     from flowad import RobustRealNVP
     from flowad_bench.studies.two_moons import TwoMoonsConfig, make_split
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+    paths = [] if odds_dir is None else dataset_paths(odds_dir, datasets)  # a missing file fails here, not after the moons
     rows: list[dict[str, Any]] = []
 
     def run(source: str, dataset: str, seed: int, X_tr: np.ndarray, X_te: np.ndarray, y_te: np.ndarray, contamination: float) -> None:
@@ -71,21 +72,17 @@ def run_defaults_sweep(
             auc = roc_auc_score(y_te, det.decision_function(X_te))
             rows.append({"source": source, "dataset": dataset, "seed": seed, "candidate": name, "auc": auc, "fit_seconds": time.perf_counter() - t0})
 
-    try:
+    with torch_threads(1):
         config = TwoMoonsConfig()
         for kind in ("uniform", "clustered"):
             for seed in range(moons_seeds):
                 X_tr, _, X_te, y_te = make_split(kind, seed, config)
                 run("two moons", kind, seed, X_tr, X_te, y_te, config.contamination)
-        if odds_dir is not None:
-            for name in datasets:
-                data = np.load(Path(odds_dir) / f"{name}.npz")
-                X, y = np.asarray(data["X"], dtype=np.float64), np.asarray(data["y"]).astype(int)
-                for seed in range(odds_seeds):
-                    X_tr, X_te, _, y_te = train_test_split(X, y, test_size=0.4, stratify=y, random_state=seed)
-                    run("ODDS dev", name, seed, X_tr, X_te, y_te, 0.1)
-    finally:
-        torch.set_num_threads(previous)
+        for path in paths:
+            ds = load_dataset(path)
+            for seed in range(odds_seeds):
+                X_tr, X_te, _, y_te = train_test_split(ds.X, ds.y, test_size=0.4, stratify=ds.y, random_state=seed)
+                run("ODDS dev", ds.name, seed, X_tr, X_te, y_te, 0.1)
     return pd.DataFrame(rows)
 
 

@@ -28,17 +28,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flowad_bench.datasets import DatasetError, SkippedFile
+from flowad.exceptions import InputError
+from flowad_bench.datasets import DatasetError, SkippedFile, data_folder
 from flowad_bench.methods import parse_methods
-from flowad_bench.odds import fit_and_score
-from flowad_bench.report import format_mean_std, frame_to_markdown, load_results
-from flowad_bench.runner import RunSummary, run_tasks
+from flowad_bench.odds import METRIC_FIELDS, BenchRun, fit_and_score, run_and_load, run_notes
+from flowad_bench.report import format_mean_std, frame_to_markdown
 
 __all__ = [
     "EMBEDDING_FIELDS",
     "MODES",
     "EmbeddingTask",
-    "EmbeddingRun",
     "load_embeddings",
     "embedding_split",
     "run_embedding_task",
@@ -62,11 +61,7 @@ EMBEDDING_FIELDS = (
     "anomaly_class",
     "method",
     "seed",
-    "auc",
-    "ap",
-    "fit_seconds",
-    "score_seconds",
-    "n_params",
+    *METRIC_FIELDS,
     "n_train",
     "n_test",
     "n_features",
@@ -164,11 +159,11 @@ def embedding_split(
         The single contaminating class in mode ``c``; None in mode ``u``.
     """
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
+        raise InputError(f"mode must be one of {MODES}, got {mode!r}.")
     y = np.asarray(y)
     classes = np.unique(y)
     if normal_class not in classes:
-        raise ValueError(f"normal_class {normal_class!r} is not among the labels {classes.tolist()}.")
+        raise InputError(f"normal_class {normal_class!r} is not among the labels {classes.tolist()}.")
     rng = np.random.default_rng([int(seed), int(np.flatnonzero(classes == normal_class)[0]), MODES.index(mode)])
     normal = rng.permutation(np.flatnonzero(y == normal_class))
     n_train_normal = int(round(TRAIN_FRACTION * normal.size))
@@ -184,7 +179,7 @@ def embedding_split(
         anomaly_class = others[rng.integers(others.size)]
         pool = np.flatnonzero(y == anomaly_class)
     if pool.size < n_anom:
-        raise ValueError(
+        raise InputError(
             f"{pool.size} rows available for {n_anom} training anomalies (class {normal_class!r}, mode {mode!r})."
         )
     train_anom = rng.choice(pool, size=n_anom, replace=False)
@@ -239,17 +234,6 @@ def run_embedding_task(task: EmbeddingTask) -> dict[str, Any]:
     }
 
 
-@dataclass
-class EmbeddingRun:
-    """What :func:`run_embeddings` did and wrote."""
-
-    summary: RunSummary
-    skipped: list[SkippedFile]
-    results_csv: Path
-    table_md: Path
-    plot_png: Path
-
-
 def run_embeddings(
     data: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -264,7 +248,7 @@ def run_embeddings(
     quick: bool = False,
     progress: bool = True,
     command: str = "",
-) -> EmbeddingRun:
+) -> BenchRun:
     """Run the embedding protocol on every ``.npz`` file of ``data``.
 
     Parameters
@@ -285,14 +269,12 @@ def run_embeddings(
 
     Returns
     -------
-    EmbeddingRun
+    BenchRun
     """
     bad_modes = [m for m in modes if m not in MODES]
     if bad_modes or not modes:
-        raise ValueError(f"modes must be a non-empty subset of {MODES}, got {list(modes)}.")
-    root = Path(data)
-    if not root.is_dir():
-        raise DatasetError(f"data folder {str(root)!r} does not exist or is not a folder")
+        raise InputError(f"modes must be a non-empty subset of {MODES}, got {list(modes)}.")
+    root = data_folder(data)
     names = parse_methods(methods)
     n_seeds = 1 if quick else int(seeds)
     if quick and max_train is None:
@@ -316,22 +298,12 @@ def run_embeddings(
             for m in names
             for s in range(n_seeds)
         ]
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path = out / "results.csv"
-    summary = run_tasks(
-        tasks, run_embedding_task, csv_path, jobs=jobs, fields=EMBEDDING_FIELDS, progress=progress, desc="embeddings"
+    run, frame = run_and_load(
+        tasks, run_embedding_task, out, fields=EMBEDDING_FIELDS, skipped=skipped, table="table.md",
+        plot="embeddings.png", jobs=jobs, progress=progress, desc="embeddings",
     )
-    run = EmbeddingRun(summary, skipped, csv_path, out / "table.md", out / "embeddings.png")
-    frame = load_results(csv_path) if csv_path.exists() else pd.DataFrame()
-    if not frame.empty:
-        frame = frame[frame["task_id"].isin({t.task_id for t in tasks})]
-    notes = [f"Skipped file {s.name!r} ({s.path}): {s.reason}" for s in skipped]
-    notes += [f"Task {tid} failed: {err}" for tid, err in summary.failures]
-    if len(frame) < len(tasks):
-        notes.append(f"PARTIAL: {len(tasks) - len(frame)} of {len(tasks)} runs have no result yet.")
-    if quick:
-        notes.append("QUICK mode: one seed, two normal classes, at most 500 training normals, reduced epochs.")
+    quick_note = "QUICK mode: one seed, two normal classes, at most 500 training normals, reduced epochs."
+    notes = run_notes(run, len(tasks), len(frame), quick_note if quick else None)
     run.table_md.write_text(embeddings_markdown(frame, names, command=command, notes=notes))
     if not frame.empty:
         plot_embeddings(frame, run.plot_png, names)

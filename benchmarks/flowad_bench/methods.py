@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from flowad.exceptions import FlowadError
+from flowad.exceptions import InputError
 
 __all__ = [
     "Method",
@@ -42,7 +42,7 @@ __all__ = [
 QUICK_EPOCHS = 20
 
 
-class MethodError(FlowadError, ValueError):
+class MethodError(InputError):
     """An unknown method name, or a method whose library is not installed."""
 
 

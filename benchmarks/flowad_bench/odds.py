@@ -16,30 +16,40 @@ import functools
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from flowad.exceptions import InputError
+from flowad.preprocessing import standardize
 from flowad_bench.datasets import Dataset, SkippedFile, load_dataset, load_folder
 from flowad_bench.methods import count_parameters, get_method, parse_methods, quiet_and_isolated
-from flowad_bench.protocol import evaluate, resample_contamination, standardize, stratified_split
+from flowad_bench.protocol import evaluate, resample_contamination, stratified_split
+from flowad_bench.record import output_folder
 from flowad_bench.runner import RunSummary, run_tasks
 
 __all__ = [
     "OddsTask",
-    "OddsRun",
+    "BenchRun",
+    "METRIC_FIELDS",
     "RESULT_FIELDS",
     "QUICK_N_DATASETS",
     "run_task",
     "make_tasks",
     "select_datasets",
+    "prepare_datasets",
+    "run_and_load",
+    "run_notes",
     "run_odds",
     "write_odds_report",
 ]
 
+#: Columns of every result row that :func:`fit_and_score` measures, in order.
+METRIC_FIELDS = ("auc", "ap", "fit_seconds", "score_seconds", "n_params")
 #: Columns of ``results.csv``, in order (``task_id`` is appended by the runner).
 RESULT_FIELDS = (
     "experiment",
@@ -47,11 +57,7 @@ RESULT_FIELDS = (
     "method",
     "seed",
     "setting",
-    "auc",
-    "ap",
-    "fit_seconds",
-    "score_seconds",
-    "n_params",
+    *METRIC_FIELDS,
     "n_train",
     "n_test",
     "n_features",
@@ -209,7 +215,7 @@ def fit_and_score(
     kwargs = dict(overrides)
     if contamination == "oracle":
         if train_contamination is None:
-            raise ValueError("contamination='oracle' needs train_contamination.")
+            raise InputError("contamination='oracle' needs train_contamination.")
         kwargs.setdefault("contamination", float(min(0.5, max(train_contamination, 1e-3))))
     with quiet_and_isolated(seed):
         estimator = method.build(X_train.shape[1], seed, quick=quick, **kwargs)
@@ -270,6 +276,25 @@ def select_datasets(datasets: list[Dataset], quick: bool) -> list[Dataset]:
     return sorted(datasets, key=lambda d: (d.size, d.name))[:QUICK_N_DATASETS]
 
 
+def prepare_datasets(
+    data: str | os.PathLike[str], datasets: Sequence[str] | None, quick: bool, seeds: int
+) -> tuple[list[Dataset], list[SkippedFile], list[int]]:
+    """The datasets of a run (:func:`select_datasets`), the unusable files, and the seeds.
+
+    ``quick`` runs use seed 0 only; otherwise seeds ``0 .. seeds-1``.
+
+    Raises
+    ------
+    InputError
+        If ``seeds`` < 1, the folder does not exist or a requested dataset has no file.
+    """
+    found, skipped = load_folder(data, datasets)
+    n_seeds = 1 if quick else int(seeds)
+    if n_seeds < 1:
+        raise InputError(f"seeds must be >= 1, got {seeds}.")
+    return select_datasets(found, quick), skipped, list(range(n_seeds))
+
+
 def make_tasks(
     datasets: Sequence[Dataset],
     methods: Sequence[str],
@@ -280,7 +305,7 @@ def make_tasks(
 ) -> list[OddsTask]:
     """Tasks in dataset-major order (dataset, then method, then seed)."""
     if contamination not in CONTAMINATION_MODES:
-        raise ValueError(f"contamination must be one of {CONTAMINATION_MODES}, got {contamination!r}.")
+        raise InputError(f"contamination must be one of {CONTAMINATION_MODES}, got {contamination!r}.")
     return [
         OddsTask(dataset=d.name, path=d.path, method=m, seed=int(s), quick=quick, contamination=contamination)
         for d in datasets
@@ -290,8 +315,8 @@ def make_tasks(
 
 
 @dataclass
-class OddsRun:
-    """What :func:`run_odds` did and wrote.
+class BenchRun:
+    """What a benchmark runner (ODDS, the studies, the embeddings) did and wrote.
 
     Attributes
     ----------
@@ -308,6 +333,47 @@ class OddsRun:
     plot_png: Path
 
 
+def run_and_load(
+    tasks: Sequence[Any],
+    fn: Callable[[Any], dict[str, Any]],
+    out: str | os.PathLike[str],
+    *,
+    fields: Sequence[str],
+    skipped: list[SkippedFile],
+    table: str,
+    plot: str,
+    jobs: int = 1,
+    progress: bool = True,
+    desc: str = "bench",
+) -> tuple[BenchRun, pd.DataFrame]:
+    """Run ``tasks`` into ``out/results.csv`` (resuming) and load the rows of these tasks.
+
+    Returns the :class:`BenchRun` (``table`` and ``plot`` are file names in ``out``) and the
+    rows of ``results.csv`` whose ``task_id`` is one of ``tasks`` (empty when there are none).
+    """
+    from flowad_bench.report import load_results
+
+    folder = output_folder(out)
+    csv_path = folder / "results.csv"
+    summary = run_tasks(tasks, fn, csv_path, jobs=jobs, fields=fields, progress=progress, desc=desc)
+    run = BenchRun(summary, skipped, csv_path, folder / table, folder / plot)
+    if not csv_path.exists():
+        return run, pd.DataFrame()
+    frame = load_results(csv_path)
+    return run, frame[frame["task_id"].isin({t.task_id for t in tasks})]
+
+
+def run_notes(run: BenchRun, n_tasks: int, n_rows: int, quick_note: str | None = None) -> list[str]:
+    """Notes of a report: skipped files, failed tasks, missing rows, and ``quick_note`` if given."""
+    notes = [f"Skipped dataset file {s.name!r} ({s.path}): {s.reason}" for s in run.skipped]
+    notes += [f"Task {tid} failed: {err}" for tid, err in run.summary.failures]
+    if n_rows < n_tasks:
+        notes.append(f"PARTIAL: {n_tasks - n_rows} of {n_tasks} runs have no result yet.")
+    if quick_note:
+        notes.append(quick_note)
+    return notes
+
+
 def run_odds(
     data: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -320,7 +386,7 @@ def run_odds(
     contamination: str = "default",
     progress: bool = True,
     command: str = "",
-) -> OddsRun:
+) -> BenchRun:
     """Run the ODDS benchmark on the dataset files of ``data``; write results, table and plot.
 
     Parameters
@@ -346,50 +412,34 @@ def run_odds(
 
     Returns
     -------
-    OddsRun
+    BenchRun
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     names = parse_methods(methods)
-    found, skipped = load_folder(data, datasets)
-    chosen = select_datasets(found, quick)
-    n_seeds = 1 if quick else int(seeds)
-    if n_seeds < 1:
-        raise ValueError(f"seeds must be >= 1, got {seeds}.")
-    tasks = make_tasks(chosen, names, range(n_seeds), quick=quick, contamination=contamination)
-    csv_path = out / "results.csv"
-    summary = run_tasks(tasks, run_task, csv_path, jobs=jobs, fields=RESULT_FIELDS, progress=progress, desc="odds")
-    run = OddsRun(summary, skipped, csv_path, out / "table.md", out / "auc.png")
-    write_odds_report(run, tasks, methods=names, command=command, quick=quick, contamination=contamination)
+    chosen, skipped, seed_list = prepare_datasets(data, datasets, quick, seeds)
+    tasks = make_tasks(chosen, names, seed_list, quick=quick, contamination=contamination)
+    run, frame = run_and_load(
+        tasks, run_task, out, fields=RESULT_FIELDS, skipped=skipped, table="table.md", plot="auc.png",
+        jobs=jobs, progress=progress, desc="odds",
+    )
+    write_odds_report(run, frame, len(tasks), methods=names, command=command, quick=quick, contamination=contamination)
     return run
 
 
 def write_odds_report(
-    run: OddsRun,
-    tasks: Sequence[OddsTask],
+    run: BenchRun,
+    frame: pd.DataFrame,
+    n_tasks: int,
     *,
     methods: list[str],
     command: str = "",
     quick: bool = False,
     contamination: str = "default",
 ) -> None:
-    """Write ``table.md`` and ``auc.png`` from the rows of this run's tasks in ``results.csv``."""
-    from flowad_bench.report import load_results, odds_markdown, plot_odds
+    """Write ``table.md`` and ``auc.png`` from ``frame``, the rows of this run's ``n_tasks`` tasks."""
+    from flowad_bench.report import odds_markdown, plot_odds
 
-    if not run.results_csv.exists():
-        return
-    frame = load_results(run.results_csv)
-    wanted = {t.task_id for t in tasks}
-    frame = frame[frame["task_id"].isin(wanted)]
-    notes = [f"Skipped dataset file {s.name!r} ({s.path}): {s.reason}" for s in run.skipped]
-    notes += [f"Task {tid} failed: {err}" for tid, err in run.summary.failures]
-    missing = len(wanted) - len(frame)
-    if missing:
-        notes.append(f"PARTIAL: {missing} of {len(wanted)} dataset × method × seed runs have no result yet.")
-    if quick:
-        notes.append(
-            "QUICK mode: one seed, the three smallest datasets, reduced epochs — a smoke test, not the study's table."
-        )
+    quick_note = "QUICK mode: one seed, the three smallest datasets, reduced epochs — a smoke test, not the study's table."
+    notes = run_notes(run, n_tasks, len(frame), quick_note if quick else None)
     if contamination == "oracle":
         notes.append("contamination=oracle: each detector was told the training split's true anomaly fraction.")
     if frame.empty:

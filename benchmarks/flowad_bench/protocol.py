@@ -2,7 +2,8 @@
 
 For each seed: a stratified random 60 % / 40 % train/test split; the detector is trained on
 the training split **without labels and with its anomalies**; features are standardized with
-training statistics only; ROC AUC and average precision are computed on the test split.
+training statistics only (:func:`flowad.preprocessing.standardize`, the library's one rule for
+constant columns); ROC AUC and average precision are computed on the test split.
 Labels of the training split are used only to build the experiments' training sets
 (resampling anomalies to a set contamination), never by a detector.
 """
@@ -18,7 +19,6 @@ from flowad.exceptions import InputError
 __all__ = [
     "TEST_SIZE",
     "stratified_split",
-    "standardize",
     "evaluate",
     "resample_contamination",
     "split_seed",
@@ -26,8 +26,6 @@ __all__ = [
 
 #: Fraction of every dataset held out for testing.
 TEST_SIZE = 0.4
-#: A training column whose standard deviation is at most this is treated as constant (scale 1).
-CONSTANT_STD = 1e-12
 
 
 def split_seed(seed: int) -> int:
@@ -55,28 +53,6 @@ def stratified_split(y: np.ndarray, seed: int, test_size: float = TEST_SIZE) -> 
     idx = np.arange(y.shape[0])
     train_idx, test_idx = train_test_split(idx, test_size=test_size, stratify=y, random_state=split_seed(seed))
     return np.sort(train_idx), np.sort(test_idx)
-
-
-def standardize(X_train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Standardize with the mean and standard deviation of ``X_train`` only.
-
-    Constant training columns get scale 1 (so they stay finite).
-
-    Parameters
-    ----------
-    X_train : ndarray of shape (n_train, n_features)
-    *others : ndarray of shape (n, n_features)
-        Further arrays (e.g. the test split) transformed with the training statistics.
-
-    Returns
-    -------
-    tuple of ndarray
-        ``X_train`` standardized, followed by each of ``others``.
-    """
-    mean = X_train.mean(axis=0)
-    std = X_train.std(axis=0)
-    std = np.where(std <= CONSTANT_STD, 1.0, std)
-    return tuple((A - mean) / std for A in (X_train, *others))
 
 
 def evaluate(y_true: np.ndarray, scores: np.ndarray) -> tuple[float, float]:

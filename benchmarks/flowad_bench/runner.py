@@ -23,6 +23,8 @@ from typing import Any, Protocol
 import torch
 from tqdm.auto import tqdm
 
+from flowad.exceptions import InputError
+
 __all__ = ["TaskLike", "RunSummary", "run_tasks", "finished_ids", "read_rows", "torch_threads"]
 
 
@@ -164,7 +166,7 @@ def run_tasks(
             f"task ids must be unique; got duplicates such as {sorted({i for i in ids if ids.count(i) > 1})[:3]}."
         )
     if jobs < 1:
-        raise ValueError(f"jobs must be >= 1, got {jobs}.")
+        raise InputError(f"jobs must be >= 1, got {jobs}.")
     path = Path(csv_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     done = finished_ids(path)

@@ -15,23 +15,31 @@ test split is the protocol's 40 % split and is never resampled.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from flowad_bench.datasets import SkippedFile, load_folder
+from flowad.exceptions import InputError
+from flowad_bench.datasets import SkippedFile
 from flowad_bench.methods import FLOWAD_METHODS, parse_methods
-from flowad_bench.odds import RESULT_FIELDS, OddsTask, make_tasks, run_task, select_datasets
-from flowad_bench.report import format_mean_std, frame_to_markdown, load_results
-from flowad_bench.runner import RunSummary, run_tasks
+from flowad_bench.odds import (
+    RESULT_FIELDS,
+    BenchRun,
+    OddsTask,
+    make_tasks,
+    prepare_datasets,
+    run_and_load,
+    run_notes,
+    run_task,
+)
+from flowad_bench.report import format_mean_std, frame_to_markdown
 
 __all__ = [
     "TRIM_RATIOS",
     "TRUE_CONTAMINATIONS",
-    "StudyRun",
     "run_trim_sensitivity",
     "run_contamination_sensitivity",
     "run_sn_ablation",
@@ -45,34 +53,50 @@ TRIM_RATIOS = (0.05, 0.075, 0.1, 0.15, 0.2)
 TRUE_CONTAMINATIONS = (0.1, 0.2, 0.3, 0.4)
 #: True contamination of the trim-ratio experiment.
 TRIM_TRUE_CONTAMINATION = 0.1
-
-
-@dataclass
-class StudyRun:
-    """What a study command did and wrote."""
-
-    summary: RunSummary
-    skipped: list[SkippedFile]
-    results_csv: Path
-    table_md: Path
-    plot_png: Path
-
-
-def _prepare(data: str | os.PathLike[str], datasets: Sequence[str] | None, quick: bool, seeds: int):  # noqa: ANN202
-    found, skipped = load_folder(data, datasets)
-    chosen = select_datasets(found, quick)
-    n_seeds = 1 if quick else int(seeds)
-    if n_seeds < 1:
-        raise ValueError(f"seeds must be >= 1, got {seeds}.")
-    return chosen, skipped, list(range(n_seeds))
+_QUICK_NOTE = "QUICK mode: one seed, the three smallest datasets, reduced epochs — a smoke test."
 
 
 def _check_values(name: str, values: Sequence[float], low: float, high: float) -> list[float]:
     vals = [float(v) for v in values]
     bad = [v for v in vals if not low <= v < high]
     if not vals or bad:
-        raise ValueError(f"{name} must be a non-empty list of floats in [{low}, {high}), got {list(values)}.")
+        raise InputError(f"{name} must be a non-empty list of numbers in [{low}, {high}), got {list(values)}.")
     return vals
+
+
+def _study_tasks(
+    data: str | os.PathLike[str],
+    datasets: Sequence[str] | None,
+    names: list[str],
+    values: list[float],
+    *,
+    seeds: int,
+    quick: bool,
+    experiment: str,
+    setting: Callable[[float], str],
+    overrides: Callable[[str, float], tuple[tuple[str, Any], ...]],
+    train_contamination: Callable[[float], float],
+) -> tuple[list[OddsTask], list[SkippedFile]]:
+    """One :class:`OddsTask` per dataset × method × factor value × seed, in that order."""
+    chosen, skipped, seed_list = prepare_datasets(data, datasets, quick, seeds)
+    tasks = [
+        OddsTask(
+            dataset=d.name,
+            path=d.path,
+            method=m,
+            seed=s,
+            quick=quick,
+            train_contamination=train_contamination(v),
+            overrides=overrides(m, v),
+            experiment=experiment,
+            setting=setting(v),
+        )
+        for d in chosen
+        for m in names
+        for v in values
+        for s in seed_list
+    ]
+    return tasks, skipped
 
 
 def run_trim_sensitivity(
@@ -87,7 +111,7 @@ def run_trim_sensitivity(
     quick: bool = False,
     progress: bool = True,
     command: str = "",
-) -> StudyRun:
+) -> BenchRun:
     """Misestimated trim ratio: true training contamination 0.1, trim ratio varied.
 
     Parameters
@@ -102,44 +126,22 @@ def run_trim_sensitivity(
 
     Returns
     -------
-    StudyRun
+    BenchRun
     """
     ratios = _check_values("trim_ratios", trim_ratios, 0.0, 0.5)
     names = parse_methods(methods)
     not_flow = [m for m in names if m not in FLOWAD_METHODS]
     if not_flow:
-        raise ValueError(f"the trim-ratio experiment needs flowad methods (they take trim_ratio); got {not_flow}.")
-    chosen, skipped, seed_list = _prepare(data, datasets, quick, seeds)
-    tasks = [
-        OddsTask(
-            dataset=d.name,
-            path=d.path,
-            method=m,
-            seed=s,
-            quick=quick,
-            train_contamination=TRIM_TRUE_CONTAMINATION,
-            overrides=(("trim_ratio", r), ("contamination", TRIM_TRUE_CONTAMINATION)),
-            experiment="trim-sensitivity",
-            setting=f"trim={r:g}",
-        )
-        for d in chosen
-        for m in names
-        for r in ratios
-        for s in seed_list
-    ]
-    return _run_study(
-        tasks,
-        skipped,
-        out,
-        factor="trim ratio",
-        values=ratios,
-        methods=names,
-        command=command,
-        jobs=jobs,
-        progress=progress,
-        title=f"Sensitivity to a misestimated trim ratio (true contamination {TRIM_TRUE_CONTAMINATION})",
-        quick=quick,
+        raise InputError(f"the trim-ratio experiment needs flowad methods (they take trim_ratio); got {not_flow}.")
+    tasks, skipped = _study_tasks(
+        data, datasets, names, ratios, seeds=seeds, quick=quick, experiment="trim-sensitivity",
+        setting=lambda r: f"trim={r:g}",
+        overrides=lambda m, r: (("trim_ratio", r), ("contamination", TRIM_TRUE_CONTAMINATION)),
+        train_contamination=lambda r: TRIM_TRUE_CONTAMINATION,
     )
+    title = f"Sensitivity to a misestimated trim ratio (true contamination {TRIM_TRUE_CONTAMINATION})"
+    return _run_study(tasks, skipped, out, factor="trim ratio", values=ratios, methods=names, command=command,
+                      jobs=jobs, progress=progress, title=title, quick=quick)
 
 
 def run_contamination_sensitivity(
@@ -155,7 +157,7 @@ def run_contamination_sensitivity(
     quick: bool = False,
     progress: bool = True,
     command: str = "",
-) -> StudyRun:
+) -> BenchRun:
     """True training contamination varied by resampling training anomalies.
 
     Parameters
@@ -169,50 +171,26 @@ def run_contamination_sensitivity(
 
     Returns
     -------
-    StudyRun
+    BenchRun
     """
     values = _check_values("contaminations", contaminations, 0.0, 0.5 + 1e-12)
     names = parse_methods(methods)
-    chosen, skipped, seed_list = _prepare(data, datasets, quick, seeds)
-    tasks = []
-    for d in chosen:
-        for m in names:
-            for c in values:
-                if trim is None:
-                    overrides: tuple = (("contamination", c),)
-                elif m in ("TrimRealNVP", "RobustRealNVP"):
-                    overrides = (("trim_ratio", float(trim)), ("contamination", c))
-                else:
-                    overrides = (("contamination", c),)
-                setting = f"contamination={c:g}" + ("" if trim is None else f",trim={float(trim):g}")
-                for s in seed_list:
-                    tasks.append(
-                        OddsTask(
-                            dataset=d.name,
-                            path=d.path,
-                            method=m,
-                            seed=s,
-                            quick=quick,
-                            train_contamination=c,
-                            overrides=overrides,
-                            experiment="contamination-sensitivity",
-                            setting=setting,
-                        )
-                    )
-    how = "trim ratio = true contamination" if trim is None else f"fixed trim ratio {trim:g}"
-    return _run_study(
-        tasks,
-        skipped,
-        out,
-        factor="true contamination",
-        values=values,
-        methods=names,
-        command=command,
-        jobs=jobs,
-        progress=progress,
-        title=f"Sensitivity to the true training contamination ({how})",
-        quick=quick,
+
+    def overrides(m: str, c: float) -> tuple[tuple[str, Any], ...]:
+        if trim is not None and m in ("TrimRealNVP", "RobustRealNVP"):
+            return (("trim_ratio", float(trim)), ("contamination", c))
+        return (("contamination", c),)
+
+    tasks, skipped = _study_tasks(
+        data, datasets, names, values, seeds=seeds, quick=quick, experiment="contamination-sensitivity",
+        setting=lambda c: f"contamination={c:g}" + ("" if trim is None else f",trim={float(trim):g}"),
+        overrides=overrides,
+        train_contamination=lambda c: c,
     )
+    how = "trim ratio = true contamination" if trim is None else f"fixed trim ratio {trim:g}"
+    title = f"Sensitivity to the true training contamination ({how})"
+    return _run_study(tasks, skipped, out, factor="true contamination", values=values, methods=names,
+                      command=command, jobs=jobs, progress=progress, title=title, quick=quick)
 
 
 def _factor_value(task: OddsTask) -> float:
@@ -235,27 +213,14 @@ def _run_study(
     progress: bool,
     title: str,
     quick: bool,
-) -> StudyRun:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path = out / "results.csv"
-    summary = run_tasks(
-        tasks,
-        run_task,
-        csv_path,
-        jobs=jobs,
-        fields=RESULT_FIELDS,
-        progress=progress,
-        desc=tasks[0].experiment if tasks else "study",
+) -> BenchRun:
+    run, frame = run_and_load(
+        tasks, run_task, out, fields=RESULT_FIELDS, skipped=skipped, table="table.md", plot="sensitivity.png",
+        jobs=jobs, progress=progress, desc=tasks[0].experiment if tasks else "study",
     )
-    run = StudyRun(summary, skipped, csv_path, out / "table.md", out / "sensitivity.png")
-    if not csv_path.exists():
-        return run
-    frame = load_results(csv_path)
     factor_of = {t.task_id: _factor_value(t) for t in tasks}
-    frame = frame[frame["task_id"].isin(factor_of)].copy()
-    frame["factor"] = frame["task_id"].map(factor_of)
-    notes = _notes(run, len(tasks), len(frame), quick)
+    frame = frame.assign(factor=frame["task_id"].map(factor_of)) if not frame.empty else frame
+    notes = run_notes(run, len(tasks), len(frame), _QUICK_NOTE if quick else None)
     run.table_md.write_text(
         sensitivity_markdown(
             frame, factor=factor, values=values, methods=methods, title=title, command=command, notes=notes
@@ -264,16 +229,6 @@ def _run_study(
     if not frame.empty:
         plot_sensitivity(frame, run.plot_png, factor=factor, methods=methods, title=title)
     return run
-
-
-def _notes(run: StudyRun, n_tasks: int, n_rows: int, quick: bool) -> list[str]:
-    notes = [f"Skipped dataset file {s.name!r} ({s.path}): {s.reason}" for s in run.skipped]
-    notes += [f"Task {tid} failed: {err}" for tid, err in run.summary.failures]
-    if n_rows < n_tasks:
-        notes.append(f"PARTIAL: {n_tasks - n_rows} of {n_tasks} runs have no result yet.")
-    if quick:
-        notes.append("QUICK mode: one seed, the three smallest datasets, reduced epochs — a smoke test.")
-    return notes
 
 
 def sensitivity_markdown(
@@ -357,7 +312,7 @@ def run_sn_ablation(
     quick: bool = False,
     progress: bool = True,
     command: str = "",
-) -> StudyRun:
+) -> BenchRun:
     """Spectral-normalization ablation: TrimRealNVP vs RobustRealNVP, paired per dataset and seed.
 
     Rows share their task ids with :func:`flowad_bench.odds.run_odds`, so pointing ``out`` at
@@ -365,23 +320,16 @@ def run_sn_ablation(
 
     Returns
     -------
-    StudyRun
+    BenchRun
     """
     methods = ["TrimRealNVP", "RobustRealNVP"]
-    chosen, skipped, seed_list = _prepare(data, datasets, quick, seeds)
+    chosen, skipped, seed_list = prepare_datasets(data, datasets, quick, seeds)
     tasks = make_tasks(chosen, methods, seed_list, quick=quick)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path = out / "results.csv"
-    summary = run_tasks(
-        tasks, run_task, csv_path, jobs=jobs, fields=RESULT_FIELDS, progress=progress, desc="sn-ablation"
+    run, frame = run_and_load(
+        tasks, run_task, out, fields=RESULT_FIELDS, skipped=skipped, table="ablation.md", plot="ablation.png",
+        jobs=jobs, progress=progress, desc="sn-ablation",
     )
-    run = StudyRun(summary, skipped, csv_path, out / "ablation.md", out / "ablation.png")
-    if not csv_path.exists():
-        return run
-    frame = load_results(csv_path)
-    frame = frame[frame["task_id"].isin({t.task_id for t in tasks})]
-    notes = _notes(run, len(tasks), len(frame), quick)
+    notes = run_notes(run, len(tasks), len(frame), _QUICK_NOTE if quick else None)
     run.table_md.write_text(ablation_markdown(frame, command=command, notes=notes))
     if not frame.empty:
         plot_ablation(frame, run.plot_png)

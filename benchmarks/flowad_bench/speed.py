@@ -16,11 +16,9 @@ spectral-norm refinement) is not charged to every epoch.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,14 +27,16 @@ import torch
 from torch import Tensor, nn
 
 from flowad.datasets.synthetic import gaussian_mixture
+from flowad.exceptions import InputError
 from flowad.flows.realnvp import build_realnvp
+from flowad.preprocessing import standardize
 from flowad.training.config import TrainConfig
 from flowad.training.loop import fit_flow
+from flowad_bench.runner import torch_threads
 
 __all__ = [
     "SpeedConfig",
     "MODEL_NAMES",
-    "load_npz",
     "default_datasets",
     "run_speed",
     "speed_ratios",
@@ -99,17 +99,9 @@ class SpeedConfig:
 
     def __post_init__(self) -> None:
         if self.repeats < 1 or self.epochs_per_repeat < 1:
-            raise ValueError(f"repeats and epochs_per_repeat must be >= 1, got {self.repeats}, {self.epochs_per_repeat}.")
+            raise InputError(f"repeats and epochs_per_repeat must be >= 1, got {self.repeats}, {self.epochs_per_repeat}.")
         if self.batch_size < 2:
-            raise ValueError(f"batch_size must be >= 2, got {self.batch_size}.")
-
-
-def load_npz(path: str | Path) -> np.ndarray:
-    """The ``X`` array of an ODDS-style ``.npz`` file (keys ``X`` and optionally ``y``)."""
-    with np.load(path) as data:
-        if "X" not in data:
-            raise ValueError(f"{str(path)!r} has no array 'X' (keys: {sorted(data.files)}); expected an ODDS-style .npz.")
-        return np.asarray(data["X"], dtype=np.float64)
+            raise InputError(f"batch_size must be >= 2, got {self.batch_size}.")
 
 
 def default_datasets(n_samples: int = 10_000, n_features: int = 16, seed: int = 0) -> dict[str, np.ndarray]:
@@ -121,16 +113,6 @@ def default_datasets(n_samples: int = 10_000, n_features: int = 16, seed: int = 
 def _now() -> tuple[float, float]:
     """Wall-clock and this thread's CPU time, in seconds."""
     return time.perf_counter(), time.thread_time()
-
-
-@contextlib.contextmanager
-def _threads(n: int) -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # ------------------------------------------------------------------------------- models
@@ -249,7 +231,7 @@ def _build(name: str, features: int, config: SpeedConfig) -> _Runner | None:
         return _make_zuko(features, config)
     if name == "nflows SimpleRealNVP":
         return _make_nflows(features, config)
-    raise ValueError(f"model must be one of {list(MODEL_NAMES)}, got {name!r}.")
+    raise InputError(f"model must be one of {list(MODEL_NAMES)}, got {name!r}.")
 
 
 # ------------------------------------------------------------------------------- runner
@@ -264,7 +246,8 @@ def run_speed(
     Parameters
     ----------
     datasets : mapping of str -> ndarray of shape (n_samples, n_features)
-        Data to train and score on (standardized here with its own mean and std).
+        Data to train and score on (standardized here with its own statistics,
+        :func:`flowad.preprocessing.standardize`).
     config : SpeedConfig or None, default=None
         Shared settings; None means ``SpeedConfig()``.
     models : sequence of str, default=MODEL_NAMES
@@ -280,13 +263,13 @@ def run_speed(
     """
     config = SpeedConfig() if config is None else config
     rows: list[dict[str, Any]] = []
-    with _threads(config.threads), torch.random.fork_rng(devices=[]):
+    with torch_threads(config.threads), torch.random.fork_rng(devices=[]):
         for ds_name, X_np in datasets.items():
             X_np = np.asarray(X_np, dtype=np.float64)
             if X_np.ndim != 2 or X_np.shape[0] < 2:
-                raise ValueError(f"dataset {ds_name!r} must be 2-D with >= 2 rows, got shape {X_np.shape}.")
-            std = X_np.std(axis=0)
-            X = torch.as_tensor((X_np - X_np.mean(axis=0)) / np.where(std > 0, std, 1.0), dtype=torch.float32)
+                raise InputError(f"dataset {ds_name!r} must be 2-D with >= 2 rows, got shape {X_np.shape}.")
+            (X_std,) = standardize(X_np)
+            X = torch.as_tensor(X_std, dtype=torch.float32)
             runners: dict[str, _Runner] = {}
             for name in models:
                 torch.manual_seed(config.seed)  # same initial-weight stream for every model

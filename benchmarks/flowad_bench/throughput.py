@@ -23,10 +23,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from sklearn.metrics import roc_auc_score
 
+from flowad_bench.runner import torch_threads
+
 __all__ = ["ARCHITECTURES", "run_throughput", "format_throughput"]
+
 
 def _default_label() -> str:
     from flowad import RobustRealNVP
@@ -89,10 +91,8 @@ def run_throughput(
     from flowad import RobustRealNVP
     from flowad.export import OnnxScorer, export_onnx
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
     fit_kw: dict[str, Any] = {"random_state": seed, "device": "cpu"} | ({} if epochs is None else {"epochs": epochs})
-    try:
+    with torch_threads(1):
         models: dict[str, Any] = {
             f"RobustRealNVP {label}": RobustRealNVP(**fit_kw, **kw).fit(X_train) for label, kw in architectures.items()
         }
@@ -112,8 +112,6 @@ def run_throughput(
                         times[key].append(t)
             labelled = X_test is not None and y_test is not None
             aucs = {key: float(roc_auc_score(y_test, fn(X_test))) if labelled else float("nan") for key, fn in scorers.items()}
-    finally:
-        torch.set_num_threads(previous)
     n = X_score.shape[0]
     rows = [
         {

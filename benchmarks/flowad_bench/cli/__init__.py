@@ -14,6 +14,7 @@ bench_app = typer.Typer(help="Benchmarks and reproductions of the published stud
 # ruff: noqa: I001
 from flowad_bench.cli import throughput  # noqa: E402,F401
 from flowad_bench.cli import defaults  # noqa: E402,F401
+from flowad_bench.cli import validation_nll  # noqa: E402,F401
 from flowad_bench.cli import odds  # noqa: E402,F401
 from flowad_bench.cli import two_moons  # noqa: E402,F401
 from flowad_bench.cli import speed  # noqa: E402,F401

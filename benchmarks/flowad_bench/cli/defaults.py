@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 
-from flowad.cli._common import user_errors
+from flowad.cli import user_errors
 from flowad_bench.cli import bench_app
+from flowad_bench.record import command_line, output_folder
 
 
 @bench_app.command("defaults")
@@ -15,16 +16,15 @@ from flowad_bench.cli import bench_app
 def defaults(
     data: Path = typer.Option(None, help="Folder of ODDS .npz files for the development check (omit: two moons only)."),
     out: Path = typer.Option(Path("results/defaults"), "--out", "-o", help="Folder for sweep.csv and README.md."),
-    odds_seeds: int = typer.Option(2, help="Seeds per ODDS dataset."),
-    moons_seeds: int = typer.Option(3, help="Seeds per two-moons setting."),
+    odds_seeds: int = typer.Option(2, min=1, help="Seeds per ODDS dataset."),
+    moons_seeds: int = typer.Option(3, min=1, help="Seeds per two-moons setting."),
 ) -> None:
     """Compare candidate RobustRealNVP settings on two moons and a small ODDS development subset."""
     from flowad_bench.defaults import format_defaults, run_defaults_sweep
 
+    folder = output_folder(out)
     results = run_defaults_sweep(data, odds_seeds=odds_seeds, moons_seeds=moons_seeds)
-    out.mkdir(parents=True, exist_ok=True)
-    results.to_csv(out / "sweep.csv", index=False)
-    command = f"flowad bench defaults --out {out} --odds-seeds {odds_seeds} --moons-seeds {moons_seeds}" + (f" --data {data}" if data else "")
-    text = format_defaults(results, command)
-    (out / "README.md").write_text(text)
+    results.to_csv(folder / "sweep.csv", index=False)
+    text = format_defaults(results, command_line())
+    (folder / "README.md").write_text(text)
     typer.echo(text)

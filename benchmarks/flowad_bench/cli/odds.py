@@ -6,13 +6,16 @@ results went. Each output folder gets a resumable ``results.csv``, a markdown ta
 
 from __future__ import annotations
 
-import shlex
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
+from flowad.cli import user_errors
+from flowad.exceptions import InputError
 from flowad_bench.cli import bench_app
+from flowad_bench.record import command_line
 
 _DATA = typer.Option(
     ..., "--data", "-d", help="Folder of datasets (.npz with X, y; ODDS .mat; CSV with a label column)."
@@ -25,13 +28,6 @@ _DATASETS = typer.Option(None, "--datasets", help="Comma-separated dataset file 
 _NO_PROGRESS = typer.Option(False, "--no-progress", help="Hide the progress bar.")
 
 
-def _command_line() -> str:
-    """The command as typed (for the report); empty when not run from a shell (e.g. in tests)."""
-    if not sys.argv or not Path(sys.argv[0]).name.startswith("flowad"):
-        return ""
-    return "flowad " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-
-
 def _split(value: str | None) -> list[str] | None:
     if value is None:
         return None
@@ -42,10 +38,12 @@ def _floats(value: str, name: str) -> list[float]:
     try:
         return [float(v) for v in _split(value) or []]
     except ValueError:
-        raise typer.BadParameter(f"{name} must be comma-separated numbers, got {value!r}.") from None
+        raise InputError(f"{name} must be comma-separated numbers, got {value!r}.") from None
 
 
-def _report(run, what: str) -> None:  # noqa: ANN001 - any of the bench run records
+def _run(runner: Callable[..., Any], what: str, no_progress: bool, *args: Any, **kwargs: Any) -> None:
+    """Call a benchmark runner with the progress flag and the command as typed; print what it did."""
+    run = runner(*args, progress=not no_progress, command=command_line(), **kwargs)
     s = run.summary
     for sk in run.skipped:
         typer.echo(f"skipped {sk.name!r} ({sk.path}): {sk.reason}", err=True)
@@ -57,21 +55,8 @@ def _report(run, what: str) -> None:  # noqa: ANN001 - any of the bench run reco
     )
 
 
-def _guard(fn):  # noqa: ANN001, ANN202
-    """Turn the library's input errors into a clean CLI error (exit code 2)."""
-    from flowad.exceptions import FlowadError
-
-    def call(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        try:
-            return fn(*args, **kwargs)
-        except (FlowadError, ValueError) as err:
-            typer.echo(f"Error: {err}", err=True)
-            raise typer.Exit(code=2) from None
-
-    return call
-
-
 @bench_app.command("odds")
+@user_errors
 def odds(
     data: Path = _DATA,
     out: Path = _OUT,
@@ -95,7 +80,10 @@ def odds(
     split, unlabeled contaminated training, test ROC AUC / AP; table with the published AUCs."""
     from flowad_bench.odds import run_odds
 
-    run = _guard(run_odds)(
+    _run(
+        run_odds,
+        "odds",
+        no_progress,
         data,
         out,
         methods=methods,
@@ -104,13 +92,11 @@ def odds(
         jobs=jobs,
         quick=quick,
         contamination=contamination,
-        progress=not no_progress,
-        command=_command_line(),
     )
-    _report(run, "odds")
 
 
 @bench_app.command("trim-sensitivity")
+@user_errors
 def trim_sensitivity(
     data: Path = _DATA,
     out: Path = _OUT,
@@ -126,22 +112,13 @@ def trim_sensitivity(
     of 0.1, flows trained with each trim ratio."""
     from flowad_bench.sensitivity import run_trim_sensitivity
 
-    run = _guard(run_trim_sensitivity)(
-        data,
-        out,
-        trim_ratios=_floats(trim_ratios, "--trim-ratios"),
-        methods=methods,
-        datasets=_split(datasets),
-        seeds=seeds,
-        jobs=jobs,
-        quick=quick,
-        progress=not no_progress,
-        command=_command_line(),
-    )
-    _report(run, "trim-sensitivity")
+    ratios = _floats(trim_ratios, "--trim-ratios")
+    _run(run_trim_sensitivity, "trim-sensitivity", no_progress, data, out, trim_ratios=ratios, methods=methods,
+         datasets=_split(datasets), seeds=seeds, jobs=jobs, quick=quick)
 
 
 @bench_app.command("contamination-sensitivity")
+@user_errors
 def contamination_sensitivity(
     data: Path = _DATA,
     out: Path = _OUT,
@@ -162,23 +139,13 @@ def contamination_sensitivity(
     to each level; test split untouched)."""
     from flowad_bench.sensitivity import run_contamination_sensitivity
 
-    run = _guard(run_contamination_sensitivity)(
-        data,
-        out,
-        contaminations=_floats(contaminations, "--contaminations"),
-        trim=trim,
-        methods=methods,
-        datasets=_split(datasets),
-        seeds=seeds,
-        jobs=jobs,
-        quick=quick,
-        progress=not no_progress,
-        command=_command_line(),
-    )
-    _report(run, "contamination-sensitivity")
+    levels = _floats(contaminations, "--contaminations")
+    _run(run_contamination_sensitivity, "contamination-sensitivity", no_progress, data, out, contaminations=levels,
+         trim=trim, methods=methods, datasets=_split(datasets), seeds=seeds, jobs=jobs, quick=quick)
 
 
 @bench_app.command("sn-ablation")
+@user_errors
 def sn_ablation(
     data: Path = _DATA,
     out: Path = _OUT,
@@ -192,20 +159,11 @@ def sn_ablation(
     (reuses the rows of an ODDS run when --out is its folder)."""
     from flowad_bench.sensitivity import run_sn_ablation
 
-    run = _guard(run_sn_ablation)(
-        data,
-        out,
-        datasets=_split(datasets),
-        seeds=seeds,
-        jobs=jobs,
-        quick=quick,
-        progress=not no_progress,
-        command=_command_line(),
-    )
-    _report(run, "sn-ablation")
+    _run(run_sn_ablation, "sn-ablation", no_progress, data, out, datasets=_split(datasets), seeds=seeds, jobs=jobs, quick=quick)
 
 
 @bench_app.command("embeddings")
+@user_errors
 def embeddings(
     data: Path = typer.Option(
         ..., "--data", "-d", help="Folder of embedding .npz files (X: features, y: integer class labels)."
@@ -234,19 +192,6 @@ def embeddings(
     try:
         class_list = None if classes is None else [int(c) for c in _split(classes) or []]
     except ValueError:
-        raise typer.BadParameter(f"--classes must be comma-separated integers, got {classes!r}.") from None
-    run = _guard(run_embeddings)(
-        data,
-        out,
-        methods=methods,
-        modes=_split(modes) or [],
-        classes=class_list,
-        seeds=seeds,
-        max_train=max_train,
-        pca_dim=pca_dim,
-        jobs=jobs,
-        quick=quick,
-        progress=not no_progress,
-        command=_command_line(),
-    )
-    _report(run, "embeddings")
+        raise InputError(f"--classes must be comma-separated integers, got {classes!r}.") from None
+    _run(run_embeddings, "embeddings", no_progress, data, out, methods=methods, modes=_split(modes) or [],
+         classes=class_list, seeds=seeds, max_train=max_train, pca_dim=pca_dim, jobs=jobs, quick=quick)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 
 import typer
 
+from flowad.cli import user_errors
+from flowad.exceptions import InputError
 from flowad_bench.cli import bench_app
+from flowad_bench.record import command_line, output_folder
 
 
 @bench_app.command("speed")
+@user_errors
 def speed(
     data: list[Path] = typer.Option(
         [], "--data", "-d", help="Extra ODDS-style .npz file(s) (array 'X') to time on, besides the synthetic mixture."
@@ -29,8 +31,10 @@ def speed(
     (same depth, widths, batch size and Adam settings) on one CPU thread, and print the
     per-epoch and scoring ratios measured in this run.
     """
-    from flowad_bench.speed import SpeedConfig, default_datasets, format_speed_report, load_npz, run_speed
+    from flowad_bench.datasets import load_features
+    from flowad_bench.speed import SpeedConfig, default_datasets, format_speed_report, run_speed
 
+    folder = None if out is None else output_folder(out)
     config = SpeedConfig(
         n_couplings=n_couplings,
         hidden=(hidden, hidden),
@@ -41,15 +45,13 @@ def speed(
     datasets = default_datasets(n_samples, n_features)
     for path in data:
         if not path.is_file():
-            raise typer.BadParameter(f"{str(path)!r} is not a file.", param_hint="--data")
-        X = load_npz(path)
+            raise InputError(f"--data {str(path)!r} is not a file.")
+        X = load_features(path)
         datasets[f"{path.stem} {X.shape[0]}x{X.shape[1]}"] = X
     results = run_speed(datasets, config)
     report = format_speed_report(results, config)
     typer.echo(report)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        command = "flowad " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        (out / "speed.md").write_text(f"# Speed benchmark\n\nCommand: `{command}`\n\n{report}", encoding="utf-8")
-        results.to_csv(out / "speed_raw.csv", index=False, float_format="%.6g")
-        typer.echo(f"Wrote {out / 'speed.md'} and {out / 'speed_raw.csv'}")
+    if folder is not None:
+        (folder / "speed.md").write_text(f"# Speed benchmark\n\nCommand: `{command_line()}`\n\n{report}", encoding="utf-8")
+        results.to_csv(folder / "speed_raw.csv", index=False, float_format="%.6g")
+        typer.echo(f"Wrote {folder / 'speed.md'} and {folder / 'speed_raw.csv'}")

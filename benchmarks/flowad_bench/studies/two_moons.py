@@ -23,6 +23,7 @@ from sklearn.metrics import roc_auc_score
 from flowad.datasets.synthetic import MOONS_NOISE, moons_box, two_moons
 from flowad.detectors import RealNVP, RobustRealNVP, TrimRealNVP
 from flowad.detectors._base import BaseFlowDetector
+from flowad.exceptions import InputError
 
 __all__ = ["TwoMoonsConfig", "MODELS", "SETTINGS", "run_two_moons", "summarize", "to_markdown", "plot_densities"]
 
@@ -84,17 +85,17 @@ class TwoMoonsConfig:
 
     def __post_init__(self) -> None:
         if self.seeds < 1:
-            raise ValueError(f"seeds must be >= 1, got {self.seeds}.")
+            raise InputError(f"seeds must be >= 1, got {self.seeds}.")
         if self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {self.epochs}.")
+            raise InputError(f"epochs must be >= 1, got {self.epochs}.")
         if not 0.0 < self.contamination < 0.5:
-            raise ValueError(f"contamination must be in (0, 0.5), got {self.contamination}.")
+            raise InputError(f"contamination must be in (0, 0.5), got {self.contamination}.")
         if self.n_test_normal < 1 or self.n_test_anomalies < 1:
-            raise ValueError(
+            raise InputError(
                 f"n_test_normal and n_test_anomalies must be >= 1, got {self.n_test_normal}, {self.n_test_anomalies}."
             )
         if self.grid < 10:
-            raise ValueError(f"grid must be >= 10, got {self.grid}.")
+            raise InputError(f"grid must be >= 10, got {self.grid}.")
 
 
 def _anomalies_only(kind: str, n: int, noise: float, seed: int) -> np.ndarray:
@@ -230,10 +231,10 @@ def run_two_moons(
     config = TwoMoonsConfig() if config is None else config
     unknown = [m for m in models if m not in MODELS]
     if unknown:
-        raise ValueError(f"models must be among {list(MODELS)}, got unknown {unknown}.")
+        raise InputError(f"models must be among {list(MODELS)}, got unknown {unknown}.")
     bad = [s for s in settings if s not in SETTINGS]
     if bad:
-        raise ValueError(f"settings must be among {list(SETTINGS)}, got unknown {bad}.")
+        raise InputError(f"settings must be among {list(SETTINGS)}, got unknown {bad}.")
     rows: list[dict[str, Any]] = []
     for kind in settings:
         for seed in range(config.seeds):
