@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from flowad.bijections.adabn import AdaptiveBatchNorm
+from flowad.bijections.adabn import MIN_BATCH_COUNT, AdaptiveBatchNorm
 from flowad.bijections.base import Bijection
 
 __all__ = [
@@ -261,8 +261,6 @@ class AdaptiveBatchNorm2d(AdaptiveBatchNorm):
     """
 
     def _batch_statistics(self, x: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
-        from flowad.bijections.adabn import MIN_BATCH_COUNT
-
         if context is None:
             if x.shape[0] < MIN_BATCH_COUNT:
                 return self.running_mean, self.running_var
