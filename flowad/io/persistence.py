@@ -14,10 +14,19 @@ nothing of any detector class. A detector takes part through three members (the
 
 Anything else that belongs in the file (a pipeline's settings, say) is handed to
 :func:`save_detector` as ``extra``, in the same ``(tensors, fields)`` form.
+
+Before a detector is constructed from a file, :func:`read_detector` checks the fields this
+module and every detector share: ``kind`` a string, ``params`` an object of JSON scalars and
+flat lists, ``n_features_in`` a positive int, ``feature_names_in`` null or that many strings,
+``threshold`` a finite number, every floating tensor finite, and the size of the network that
+the hyper-parameters ask for (see :func:`implied_min_parameters`) no larger than the weights
+the file holds, so a small file cannot make loading allocate a huge network.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import numbers
 import os
 from pathlib import Path
@@ -25,13 +34,15 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 import torch
 
-from flowad.exceptions import FlowadError, ModelFileError
+from flowad.exceptions import FlowadError, InputError, ModelFileError
 from flowad.io.model_file import read_model_file, write_model_file
 
 __all__ = [
     "REGISTRY",
     "Persistable",
     "State",
+    "check_manifest",
+    "implied_min_parameters",
     "load_detector",
     "params_from_json",
     "params_to_json",
@@ -139,6 +150,84 @@ def _target(path: str | os.PathLike[str], kind: Any, cls: type[Any] | None) -> t
     return target
 
 
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def implied_min_parameters(params: dict[str, Any]) -> int:
+    """A lower bound on the number of weights of the network that ``params`` describe.
+
+    Counts what every flowad architecture has at least: ``n_couplings`` coupling networks (or
+    ``levels * steps`` for image flows) with the ``hidden`` widths, each at least
+    ``h[0] + sum(h[i] * h[i+1]) + h[-1]`` weights (input, hidden-to-hidden, output layers),
+    and one weight per ``n_layers`` unit. Unknown or malformed values count as 0 (the
+    detector's own parameter checks refuse them).
+    """
+
+    def count(name: str) -> int:
+        v = params.get(name)
+        return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
+
+    hidden = params.get("hidden")
+    widths = [hidden] if isinstance(hidden, int) and not isinstance(hidden, bool) else hidden
+    if isinstance(widths, list) and widths and all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths):
+        per_net = widths[0] + sum(a * b for a, b in itertools.pairwise(widths)) + widths[-1]
+    else:
+        per_net = 0
+    networks = count("n_couplings") if "n_couplings" in params else count("levels") * count("steps")
+    return networks * per_net + count("n_layers")
+
+
+def check_manifest(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], manifest: dict[str, Any]) -> None:
+    """Check a detector file's shared fields before anything is built (see the module docstring).
+
+    Raises
+    ------
+    ModelFileError
+        Naming the path and the field.
+    """
+    where = f"{str(path)!r} has an invalid manifest"
+    kind = manifest.get("kind")
+    if not isinstance(kind, str):
+        raise ModelFileError(f"{where}: 'kind' must be a string, got {kind!r}.")
+    params = manifest.get("params")
+    if not isinstance(params, dict):
+        raise ModelFileError(f"{where}: 'params' must be an object of hyper-parameters, got {type(params).__name__}.")
+    for name, value in params.items():
+        if not (_scalar(value) or (isinstance(value, list) and all(_scalar(v) for v in value))):
+            raise ModelFileError(f"{where}: hyper-parameter {name!r} must be a number, string, null or a flat list, got {value!r}.")
+    n = manifest.get("n_features_in")
+    if "n_features_in" in manifest and not (isinstance(n, int) and not isinstance(n, bool) and n >= 1):
+        raise ModelFileError(f"{where}: 'n_features_in' must be an int >= 1, got {n!r}.")
+    names = manifest.get("feature_names_in")
+    if names is not None and not (isinstance(names, list) and all(isinstance(x, str) for x in names) and (n is None or len(names) == n)):
+        raise ModelFileError(f"{where}: 'feature_names_in' must be null or a list of {n} strings, got {names!r:.200}.")
+    threshold = manifest.get("threshold")
+    if "threshold" in manifest and not (
+        isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and math.isfinite(threshold)
+    ):
+        raise ModelFileError(f"{where}: 'threshold' must be a finite number, got {threshold!r}.")
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ModelFileError(f"{str(path)!r} holds non-finite values in tensor {name!r}.")
+    held = sum(t.numel() for t in tensors.values())
+    if isinstance(n, int) and n > held:
+        raise ModelFileError(f"{where}: {n:,} features but only {held:,} stored values; it was modified or corrupted.")
+    needed = implied_min_parameters(params)
+    if needed > held:
+        sizes = {k: params[k] for k in ("n_couplings", "n_layers", "levels", "steps", "hidden") if k in params}
+        raise ModelFileError(
+            f"{where}: its hyper-parameters {sizes} ask for a network of at least {needed:,} weights but the file "
+            f"holds only {held:,} values; it was modified or corrupted."
+        )
+
+
+def _check_device(device: Any) -> None:
+    """Refuse a CUDA device without CUDA before reading (a clearer message than a failed load)."""
+    if isinstance(device, (str, torch.device)) and str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device={str(device)!r} was requested but CUDA is not available; use device='cpu' or 'auto'.")
+
+
 def read_detector(
     path: str | os.PathLike[str], cls: type[Any] | None = None, *, device: str = "cpu"
 ) -> tuple[Any, dict[str, Any]]:
@@ -158,12 +247,16 @@ def read_detector(
 
     Raises
     ------
+    InputError
+        If ``device`` asks for CUDA and CUDA is not available.
     ModelFileError
         If the file is missing, unreadable, tampered with, of an unknown or other kind, or does
         not describe a valid model of its kind (the message says which).
     """
+    _check_device(device)
     tensors, manifest = read_model_file(path)
-    kind = manifest.get("kind")
+    check_manifest(path, tensors, manifest)
+    kind = manifest["kind"]
     target = _target(path, kind, cls)
     try:
         det = target(**{**params_from_json(manifest["params"]), "device": device})

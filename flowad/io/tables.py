@@ -8,13 +8,16 @@ Arrays without column names get ``x0, x1, ...``.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pandas as pd
 
 from flowad.exceptions import InputError
+from flowad.io._atomic import atomic_write
 
 __all__ = ["read_table", "write_table", "select_features", "SUPPORTED"]
 
@@ -52,7 +55,8 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
         if suffix in _CSV:
             frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
         elif suffix in _PARQUET:
-            frame = pd.read_parquet(path)
+            with path.open("rb") as fh:  # one open file: a concurrent atomic replace cannot mix two versions
+                frame = pd.read_parquet(fh)
         elif suffix == ".npy":
             frame = _array_frame(np.load(path, allow_pickle=False), path)
         else:
@@ -90,23 +94,30 @@ def select_features(frame: pd.DataFrame, columns: list[str] | None, exclude: lis
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """Write ``frame`` to ``path`` (format by extension; ``.npz`` stores one array per column),
-    atomically: a temporary file in the same folder is renamed over the target."""
+    atomically: a uniquely named temporary file in the same folder is renamed over the target
+    (:mod:`flowad.io._atomic`), so concurrent writers to one path all succeed, a reader sees one
+    complete table, an existing file keeps its mode, and nothing is left behind by a failure."""
     path = Path(path)
     suffix = _suffix(path)
-    if not path.parent.exists():
+    if path.is_dir():
+        raise InputError(f"Output {str(path)!r} is a directory; give a file name.")
+    if not path.parent.is_dir():
         raise InputError(f"Output folder {str(path.parent)!r} does not exist.")
-    tmp = path.with_name(f".{path.name}.tmp{suffix}")
-    try:
+
+    def write(fh: IO[bytes]) -> None:
         if suffix in _CSV:
-            frame.to_csv(tmp, index=False, sep="\t" if suffix == ".tsv" else ",")
+            text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
+            frame.to_csv(text, index=False, sep="\t" if suffix == ".tsv" else ",")
+            text.flush()
+            text.detach()
         elif suffix in _PARQUET:
-            frame.to_parquet(tmp, index=False)
+            frame.to_parquet(fh, index=False)
         elif suffix == ".npy":
-            np.save(tmp, frame.to_numpy())
+            np.save(fh, frame.to_numpy())
         else:
-            np.savez(tmp, **{str(c): frame[c].to_numpy() for c in frame.columns})
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+            np.savez(fh, **{str(c): frame[c].to_numpy() for c in frame.columns})
+
+    try:
+        return atomic_write(path, write)
+    except ImportError as err:
+        raise InputError(f"Writing {str(path)!r} needs an optional package: {err}. Install it with pip install pyarrow.") from None
