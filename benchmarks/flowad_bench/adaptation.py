@@ -268,11 +268,10 @@ def format_report(result: dict[str, Any]) -> str:
         f"fine-tune (BatchNormFlow.adapt, {c['finetune_epochs']} epochs, batch {c['finetune_batch_size']}, lr {c['finetune_lr']}): "
         f"{t['finetune_seconds']:.3f} s ({1e3 * t['finetune_seconds_per_epoch']:.1f} ms per epoch)",
         "",
-        f"fine-tuning / adaptation:  {t['finetune_over_adapt']:8.1f} x   (target >= 100; the study: 36)",
-        f"adaptation / one scoring pass: {t['adapt_over_score']:5.2f} x   (target <= 1.5)",
+        f"fine-tuning / adaptation:  {t['finetune_over_adapt']:8.1f} x",
+        f"adaptation / one scoring pass: {t['adapt_over_score']:5.2f} x",
         f"bare passes: update_statistics {1e3 * t['core_adapt_seconds']:.2f} ms / log_prob {1e3 * t['core_score_seconds']:.2f} ms"
         f" = {t['core_adapt_over_core_score']:.2f} x",
-        f"fine-tuning epochs at which fine-tuning / adaptation = 100: {100 * t['adapt_seconds'] / t['finetune_seconds_per_epoch']:.1f}",
         "",
         f"streaming adaptation memory (chunks of {c['chunk_size']} rows generated on the fly; fresh process per row count;"
         f" at most {CALIBRATION_MAX_ROWS} threshold scores kept):",

@@ -119,7 +119,7 @@ def format_audio_speed(result: dict[str, Any]) -> str:
             f"source: {result['source']}",
             f"audio: {result['audio_seconds'] / 3600:.3f} h in {result['files']} files -> {result['vectors']} vectors",
             f"extraction (read + resample + log-mel + context, no cache): {result['extract_seconds']:.1f} s",
-            f"seconds per hour of audio: {result['seconds_per_hour']:.1f} s   (target <= 60)",
+            f"seconds per hour of audio: {result['seconds_per_hour']:.1f} s",
             f"one-off librosa warm-up in a fresh process (first file, not included above): {result['warmup_seconds']:.1f} s",
             f"environment: {result['environment']}",
         ]

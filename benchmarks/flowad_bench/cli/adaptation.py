@@ -41,12 +41,12 @@ def adaptation(
         chunk_size=chunk_size,
         seed=seed,
     )
+    folder = None if out is None else output_folder(out)  # a bad --out fails before the run
     result = run_adaptation_benchmark(cfg)
     command = command_line()
     report = f"Command: {command}\n\n" + format_report(result)
     typer.echo(report)
-    if out is not None:
-        out = output_folder(out)
-        (out / "report.txt").write_text(report + "\n", encoding="utf-8")
-        (out / "result.json").write_text(json.dumps({"command": command, **result}, indent=2) + "\n", encoding="utf-8")
-        typer.echo(f"Wrote {out / 'report.txt'} and {out / 'result.json'}")
+    if folder is not None:
+        (folder / "report.txt").write_text(report + "\n", encoding="utf-8")
+        (folder / "result.json").write_text(json.dumps({"command": command, **result}, indent=2) + "\n", encoding="utf-8")
+        typer.echo(f"Wrote {folder / 'report.txt'} and {folder / 'result.json'}")

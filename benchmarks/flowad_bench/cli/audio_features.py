@@ -22,12 +22,12 @@ def audio_features(
     """Time reading + log-mel + context stacking of --seconds of audio on one thread."""
     from flowad_bench.audio_features import AudioSpeedConfig, format_audio_speed, run_audio_feature_speed
 
+    folder = None if out is None else output_folder(out)  # a bad --out fails before the run
     result = run_audio_feature_speed(data, AudioSpeedConfig(seconds=seconds))
     command = command_line()
     report = f"Command: {command}\n\n" + format_audio_speed(result)
     typer.echo(report)
-    if out is not None:
-        out = output_folder(out)
-        (out / "report.txt").write_text(report + "\n", encoding="utf-8")
-        (out / "result.json").write_text(json.dumps({"command": command, **result}, indent=2) + "\n", encoding="utf-8")
-        typer.echo(f"Wrote {out / 'report.txt'} and {out / 'result.json'}")
+    if folder is not None:
+        (folder / "report.txt").write_text(report + "\n", encoding="utf-8")
+        (folder / "result.json").write_text(json.dumps({"command": command, **result}, indent=2) + "\n", encoding="utf-8")
+        typer.echo(f"Wrote {folder / 'report.txt'} and {folder / 'result.json'}")
