@@ -3,14 +3,16 @@
 Two graphs are written:
 
 ``<name>.onnx`` — the **scoring graph**. Input ``x`` of shape ``(n, n_features_in_)`` (raw
-features, float32 or float64 as the model); outputs ``anomaly_score`` (negative
-log-likelihood) and ``log_density``, each of shape ``(n,)``. Standardization is inside the
-graph. For AdaFlow the graph takes the domain statistics as inputs as well: ``mean_j`` and
+features, float64 whatever the model's dtype); outputs ``anomaly_score`` (negative
+log-likelihood) and ``log_density``, each of shape ``(n,)``, float64. Standardization is
+inside the graph, in float64 (as in PyTorch: a float32 model's features are standardized
+before they are rounded to float32, so tiny, huge and offset columns keep their precision);
+the flow runs in the model's dtype and the standardization's log-det is added in float64. For AdaFlow the graph takes the domain statistics as inputs as well: ``mean_j`` and
 ``var_j`` (each of shape ``(D,)``) for every AdaBN layer ``j`` — a device selects a domain by
 feeding that domain's statistics, and adapts to a new domain by feeding new ones.
 
 ``<name>.stats.onnx`` (AdaFlow only) — the **statistics graph**: input ``x`` (the new
-domain's normal rows, raw features) and outputs ``mean_j``, ``var_j`` of every AdaBN layer,
+domain's normal rows, raw features, float64) and outputs ``mean_j``, ``var_j`` of every AdaBN layer,
 layer ``j`` computed on inputs already normalized with the new statistics of layers ``< j``.
 This equals :meth:`flowad.detectors.AdaFlow.adapt` on the same rows (one whole batch).
 
@@ -47,9 +49,10 @@ import torch
 from torch import Tensor, nn
 
 from flowad._validation import check_is_fitted
-from flowad.bijections.adabn import AdaptiveBatchNorm
+from flowad.bijections.adabn import EPS_VAR, AdaptiveBatchNorm
 from flowad.bijections.base import Bijection, Compose
 from flowad.bijections.coupling import AffineCoupling
+from flowad.bijections.lu import LULinear
 from flowad.bijections.permutation import Permutation
 from flowad.exceptions import InputError
 from flowad.export.scorer import INPUT_CHECKS, OnnxScorer
@@ -114,6 +117,50 @@ class _DenseCoupling(nn.Module):
         return x * torch.exp(s) + t, s.sum(dim=1)
 
 
+class _FrozenAdaBN(nn.Module):
+    """An :class:`AdaptiveBatchNorm` with its scale ``softplus(r) + eps`` computed at export
+    (export only): same map as ``forward_with_statistics``, and no Softplus node, which
+    onnxruntime's CPU provider has for float32 only."""
+
+    def __init__(self, layer: AdaptiveBatchNorm) -> None:
+        super().__init__()
+        with torch.no_grad():
+            scale = layer._scale().detach().clone()
+        self.register_buffer("scale", scale)
+        self.register_buffer("log_scale_sum", torch.log(scale).sum())
+        self.register_buffer("shift", layer.shift.detach().clone())
+
+    def forward_with_statistics(self, x: Tensor, mean: Tensor, var: Tensor) -> tuple[Tensor, Tensor]:
+        log_std = 0.5 * torch.log(var + EPS_VAR)
+        y = (x - mean) * (self.scale * torch.exp(-log_std)) + self.shift
+        return y, (self.log_scale_sum - log_std.sum(dim=-1)).expand(x.shape[0])
+
+
+class _FrozenLU(nn.Module):
+    """A :class:`LULinear` with ``W = L diag(d) U`` and its log-det computed at export (export
+    only): no Softplus node (see :class:`_FrozenAdaBN`) and no products of the factors per call."""
+
+    def __init__(self, layer: LULinear) -> None:
+        super().__init__()
+        with torch.no_grad():
+            _, diag, _ = layer._factors()
+            self.register_buffer("weight", layer.weight().detach().clone())
+            self.register_buffer("bias", layer.bias.detach().clone())
+            self.register_buffer("logdet", torch.log(diag).sum().detach().clone())
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return nn.functional.linear(x, self.weight, self.bias), self.logdet.expand(x.shape[0])
+
+
+def _frozen(layer: Bijection) -> nn.Module:
+    """The export form of a layer whose parameters pass through Softplus."""
+    if isinstance(layer, AdaptiveBatchNorm):
+        return _FrozenAdaBN(layer)
+    if isinstance(layer, LULinear):
+        return _FrozenLU(layer)
+    return layer
+
+
 def _lowered(layers: list[Bijection], features: int) -> list[nn.Module] | None:
     """The dense form of a coupling/permutation stack, or None where it does not apply or pay."""
     couplings = [layer for layer in layers if isinstance(layer, AffineCoupling)]
@@ -141,18 +188,22 @@ class _Graph(nn.Module):
         dtype = det.torch_dtype_
         self.select = not keep.all()  # no gather in the graph when every feature is used
         self.register_buffer("keep", torch.as_tensor(np.flatnonzero(keep), dtype=torch.long))
-        self.register_buffer("mean", torch.as_tensor(det.mean_[keep], dtype=dtype))
-        self.register_buffer("scale", torch.as_tensor(det.scale_[keep], dtype=dtype))
+        # standardized in float64 from float64 rows, then cast to the model's dtype: as PyTorch does
+        self.register_buffer("mean", torch.as_tensor(det.mean_[keep], dtype=torch.float64))
+        self.register_buffer("scale", torch.as_tensor(det.scale_[keep], dtype=torch.float64))
+        self.dtype = dtype
         self.offset = float(-np.log(det.scale_[keep]).sum())
         layers = _flat(det.flow_.bijection)
         lowered = _lowered(layers, int(keep.sum()))
-        self.layers = nn.ModuleList(layers if lowered is None else lowered)
-        self.n_adabn = sum(isinstance(layer, AdaptiveBatchNorm) for layer in self.layers)
+        if lowered is None:
+            lowered = [_frozen(layer) for layer in layers]
+        self.layers = nn.ModuleList(lowered)
+        self.n_adabn = sum(isinstance(layer, _FrozenAdaBN) for layer in self.layers)
 
     def standardize(self, x: Tensor) -> Tensor:
         if self.select:
             x = x.index_select(1, self.keep)
-        return (x - self.mean) / self.scale
+        return ((x - self.mean) / self.scale).to(self.dtype)
 
 
 class _ScoringGraph(_Graph):
@@ -161,15 +212,16 @@ class _ScoringGraph(_Graph):
         log_density = None
         j = 0
         for layer in self.layers:
-            if isinstance(layer, AdaptiveBatchNorm):
+            if isinstance(layer, _FrozenAdaBN):
                 h, ld = layer.forward_with_statistics(h, stats[2 * j], stats[2 * j + 1])
                 j += 1
             else:
                 h, ld = layer(h)
             if not isinstance(layer, Permutation):  # log|det| = 0: no zeros and sums in the graph
                 log_density = ld if log_density is None else log_density + ld
-        base = standard_normal_log_prob(h) + self.offset
+        base = standard_normal_log_prob(h)
         log_density = base if log_density is None else base + log_density
+        log_density = log_density.double() + self.offset  # the offset in float64, as PyTorch adds it
         return -log_density, log_density
 
 
@@ -178,7 +230,7 @@ class _StatisticsGraph(_Graph):
         h = self.standardize(x)
         out: list[Tensor] = []
         for layer in self.layers:
-            if isinstance(layer, AdaptiveBatchNorm):
+            if isinstance(layer, _FrozenAdaBN):
                 mean = h.mean(dim=0)
                 var = (h - mean).square().mean(dim=0)
                 out += [mean, var]
@@ -192,10 +244,17 @@ def _stat_names(n: int) -> list[str]:
     return [name for j in range(n) for name in (f"mean_{j}", f"var_{j}")]
 
 
+def _shared_statistics(det: Any) -> bool:
+    """True for BatchNormFlow: one set of batch-norm statistics serves every domain, and
+    ``adapt`` leaves it unchanged (only the domain's threshold is set)."""
+    return hasattr(det, "domain_models_")
+
+
 def _domain_stats(det: Any) -> dict[str, list[np.ndarray]]:
     layers = [m for m in _flat(det.flow_.bijection) if isinstance(m, AdaptiveBatchNorm)]
+    shared = _shared_statistics(det)
     return {
-        name: [t.detach().cpu().numpy() for layer in layers for t in layer.statistics(k)]
+        name: [t.detach().cpu().numpy() for layer in layers for t in layer.statistics(0 if shared else k)]
         for k, name in enumerate(det.domains_)
     }
 
@@ -217,6 +276,12 @@ def export_onnx(det: Any, path: str | os.PathLike[str]) -> dict[str, Path]:
     check_is_fitted(det)
     if not hasattr(det, "flow_") or not hasattr(det, "mean_"):
         raise InputError(f"{type(det).__name__} is not a flow detector; ONNX export supports flow models only.")
+    tuned = [n for n, m in zip(getattr(det, "domains_", []), getattr(det, "domain_models_", []), strict=False) if m is not None]
+    if tuned:
+        raise InputError(
+            f"Domains {tuned} have fine-tuned copies of the flow, which ONNX export does not write; "
+            "export a BatchNormFlow with finetune_epochs=0."
+        )
     path = Path(path)
     if not path.parent.exists():
         raise InputError(f"Output folder {str(path.parent)!r} does not exist.")
@@ -224,7 +289,7 @@ def export_onnx(det: Any, path: str | os.PathLike[str]) -> dict[str, Path]:
     scoring = _ScoringGraph(det).eval()
     dtype = det.torch_dtype_
     d_in = int(det.n_features_in_)
-    x = torch.zeros(3, d_in, dtype=dtype)
+    x = torch.zeros(3, d_in, dtype=torch.float64)
     domains = getattr(det, "domains_", None)
     stats_names = _stat_names(scoring.n_adabn)
     stats_example: tuple[Tensor, ...] = ()
@@ -264,6 +329,7 @@ def export_onnx(det: Any, path: str | os.PathLike[str]) -> dict[str, Path]:
         "n_features_in": d_in,
         "feature_names_in": None if getattr(det, "feature_names_in_", None) is None else [str(n) for n in det.feature_names_in_],
         "statistics_inputs": stats_names,
+        "adapt_statistics": bool(scoring.n_adabn) and not _shared_statistics(det),  # False: adapt keeps the statistics
         "input_checks": INPUT_CHECKS,  # what OnnxScorer (and any device) checks around the graphs
     }
     if domains is not None:

@@ -39,7 +39,7 @@ __all__ = ["INPUT_CHECKS", "OnnxScorer"]
 
 #: What a device must check around the graphs; written into the sidecar as ``input_checks``.
 INPUT_CHECKS: dict[str, str] = {
-    "x": "2-D, shape (n, n_features_in), n >= 1, every value finite (refuse rows with NaN or inf, "
+    "x": "float64, 2-D, shape (n, n_features_in), n >= 1, every value finite (refuse rows with NaN or inf, "
     "naming them); DataFrame columns equal to feature_names_in when both are known.",
     "adapt": "at least 2 rows (fewer than 30 give noisy statistics), all finite; the statistics graph's "
     "outputs and the scoring graph's scores of those rows under them must be finite, else keep "
@@ -98,7 +98,7 @@ class OnnxScorer:
 
     # ------------------------------------------------------------------------ input gate
     def _check_input(self, X: Any, *, name: str = "X", min_samples: int = 1) -> np.ndarray:
-        """Validated rows as the graph's dtype (the PyTorch detectors' checks)."""
+        """Validated float64 rows (the PyTorch detectors' checks)."""
         arr = check_X(X, name=name, min_samples=min_samples)
         check_n_features(arr, self.n_features_in_, self, name=name)
         names = feature_names_of(X)
@@ -107,8 +107,7 @@ class OnnxScorer:
                 f"{name} has feature names {names}, but the exported {self.meta['kind']} was fitted with "
                 f"{self.feature_names_in_}; pass the same columns in the same order."
             )
-        with np.errstate(over="ignore"):  # beyond float32: inf in the graph, then a NonFiniteError as in PyTorch
-            return arr.astype(self.dtype, copy=False)
+        return arr  # float64: the graphs standardize in float64, as PyTorch does
 
     def _domain(self, domain: Any) -> str | None:
         if not self.meta["statistics_inputs"]:
@@ -132,7 +131,8 @@ class OnnxScorer:
 
     # --------------------------------------------------------------------------- methods
     def adapt(self, X: Any, domain: Any) -> OnnxScorer:
-        """Compute ``domain``'s statistics from its normal rows with the statistics graph.
+        """Compute ``domain``'s statistics from its normal rows with the statistics graph
+        (BatchNormFlow: keep the pooled statistics, as its ``adapt`` does).
 
         The domain (new, or replacing its statistics) changes only when every check passed:
         at least 2 finite rows of the right width, finite statistics and finite scores of
@@ -143,8 +143,11 @@ class OnnxScorer:
         name = domain_name(domain)
         x = self._check_input(X)
         _check_rows(x.shape[0], name)
-        outs = self._stats.run(None, {"x": x})
-        stats = dict(zip(self.meta["statistics_inputs"], outs, strict=True))
+        if self.meta.get("adapt_statistics", True):
+            outs = self._stats.run(None, {"x": x})
+            stats = dict(zip(self.meta["statistics_inputs"], outs, strict=True))
+        else:  # BatchNormFlow: every domain uses the pooled statistics, as its adapt does
+            stats = {k: v.copy() for k, v in next(iter(self.domains.values())).items()}
         bad = [k for k, v in stats.items() if not np.isfinite(v).all()]
         if bad:
             raise NonFiniteError(

@@ -59,10 +59,10 @@ def domains_data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return X, dom, X_new
 
 
-@pytest.mark.parametrize("n_couplings", [0, 1])
-def test_adaflow_parity_per_domain_and_adaptation_through_onnx(domains_data: tuple, n_couplings: int, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("n_couplings", "dtype"), [(0, "float32"), (1, "float32"), (1, "float64")])
+def test_adaflow_parity_per_domain_and_adaptation_through_onnx(domains_data: tuple, n_couplings: int, dtype: str, tmp_path: Path) -> None:
     X, dom, X_new = domains_data
-    det = AdaFlow(epochs=3, n_couplings=n_couplings, hidden=(16,), random_state=0).fit(X, domains=dom)
+    det = AdaFlow(epochs=3, n_couplings=n_couplings, hidden=(16,), dtype=dtype, random_state=0).fit(X, domains=dom)
     files = export_onnx(det, tmp_path / "ada.onnx")
     assert set(files) == {"scoring", "statistics", "metadata"}
     scorer = OnnxScorer(files["scoring"])
@@ -142,3 +142,26 @@ def test_lowering_folds_any_permutation_into_the_weights() -> None:
     torch.testing.assert_close(ld_low, ld, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(standard_normal_log_prob(h), standard_normal_log_prob(z), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(torch.sort(h, dim=1).values, torch.sort(z, dim=1).values, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_batchnorm_flow_shares_its_statistics_across_domains(domains_data: tuple, dtype: str, tmp_path: Path) -> None:
+    from flowad.detectors import BatchNormFlow
+
+    X, dom, X_new = domains_data
+    det = BatchNormFlow(epochs=2, n_couplings=1, hidden=(8,), dtype=dtype, random_state=0).fit(X, domains=dom)
+    scorer = OnnxScorer(export_onnx(det, tmp_path / "bn.onnx")["scoring"])
+    det.adapt(X_new, domain="new")  # BatchNormFlow's adapt keeps the pooled statistics
+    scorer.adapt(X_new, "new")
+    for name in ("a", "c", "new"):
+        np.testing.assert_allclose(scorer.decision_function(X_new, name), det.decision_function(X_new, domain=name), rtol=1e-4, atol=1e-4)
+
+
+def test_fine_tuned_domains_are_refused_by_export(domains_data: tuple, tmp_path: Path) -> None:
+    from flowad.detectors import BatchNormFlow
+
+    X, dom, X_new = domains_data
+    det = BatchNormFlow(epochs=1, finetune_epochs=1, n_couplings=0, hidden=(8,), random_state=0).fit(X, domains=dom)
+    det.adapt(X_new, domain="new")
+    with pytest.raises(InputError, match="fine-tuned"):
+        export_onnx(det, tmp_path / "bn.onnx")
