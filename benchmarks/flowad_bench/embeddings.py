@@ -277,6 +277,8 @@ def run_embeddings(
     root = data_folder(data)
     names = parse_methods(methods)
     n_seeds = 1 if quick else int(seeds)
+    if n_seeds < 1 or pca_dim < 1 or (max_train is not None and max_train < 2):
+        raise InputError(f"seeds and pca_dim must be >= 1 and max_train >= 2, got {seeds}, {pca_dim}, {max_train}.")
     if quick and max_train is None:
         max_train = 500
     tasks: list[EmbeddingTask] = []

@@ -16,8 +16,8 @@ from flowad_bench.record import command_line, output_folder
 def defaults(
     data: Path = typer.Option(None, help="Folder of ODDS .npz files for the development check (omit: two moons only)."),
     out: Path = typer.Option(Path("results/defaults"), "--out", "-o", help="Folder for sweep.csv and README.md."),
-    odds_seeds: int = typer.Option(2, min=1, help="Seeds per ODDS dataset."),
-    moons_seeds: int = typer.Option(3, min=1, help="Seeds per two-moons setting."),
+    odds_seeds: int = typer.Option(2, help="Seeds per ODDS dataset."),
+    moons_seeds: int = typer.Option(3, help="Seeds per two-moons setting."),
 ) -> None:
     """Compare candidate RobustRealNVP settings on two moons and a small ODDS development subset."""
     from flowad_bench.defaults import format_defaults, run_defaults_sweep

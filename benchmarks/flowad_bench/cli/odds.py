@@ -21,8 +21,8 @@ _DATA = typer.Option(
     ..., "--data", "-d", help="Folder of datasets (.npz with X, y; ODDS .mat; CSV with a label column)."
 )
 _OUT = typer.Option(..., "--out", "-o", help="Output folder; an existing results.csv there is resumed.")
-_SEEDS = typer.Option(5, "--seeds", min=1, help="Number of seeds (0 .. N-1); --quick uses 1.")
-_JOBS = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes (one torch thread each).")
+_SEEDS = typer.Option(5, "--seeds", help="Number of seeds (0 .. N-1); --quick uses 1.")
+_JOBS = typer.Option(1, "--jobs", "-j", help="Worker processes (one torch thread each).")
 _QUICK = typer.Option(False, "--quick", help="Smoke test: one seed, the three smallest datasets, few epochs.")
 _DATASETS = typer.Option(None, "--datasets", help="Comma-separated dataset file stems (default: all files in --data).")
 _NO_PROGRESS = typer.Option(False, "--no-progress", help="Hide the progress bar.")
@@ -176,8 +176,8 @@ def embeddings(
         "u,c", "--modes", help="'u': contamination uniform over other classes; 'c': from one other class."
     ),
     classes: str = typer.Option(None, "--classes", help="Comma-separated normal classes (default: all)."),
-    max_train: int = typer.Option(None, "--max-train", min=2, help="Cap on training normals per task."),
-    pca_dim: int = typer.Option(128, "--pca-dim", min=1, help="PCA dimension (fitted on the training set)."),
+    max_train: int = typer.Option(None, "--max-train", help="Cap on training normals per task."),
+    pca_dim: int = typer.Option(128, "--pca-dim", help="PCA dimension (fitted on the training set)."),
     seeds: int = _SEEDS,
     jobs: int = _JOBS,
     quick: bool = typer.Option(

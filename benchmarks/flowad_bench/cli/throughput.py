@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from flowad.cli import user_errors
+from flowad.exceptions import InputError
 from flowad_bench.cli import bench_app
 from flowad_bench.record import command_line, output_folder
 
@@ -15,8 +16,8 @@ from flowad_bench.record import command_line, output_folder
 @user_errors
 def throughput(
     out: Path = typer.Option(Path("results/throughput"), "--out", "-o", help="Folder for throughput.csv and README.md."),
-    rows: int = typer.Option(100_000, min=1, help="Rows scored per round (resampled from the shipped thyroid data's training split)."),
-    repeats: int = typer.Option(5, min=1, help="Timed rounds per scorer."),
+    rows: int = typer.Option(100_000, help="Rows scored per round (resampled from the shipped thyroid data's training split)."),
+    repeats: int = typer.Option(5, help="Timed rounds per scorer."),
     seed: int = typer.Option(0, help="Seed of the models and the resampling."),
 ) -> None:
     """Scoring throughput (rows/s, one thread) of three RobustRealNVP sizes under PyTorch and
@@ -28,6 +29,8 @@ def throughput(
     from flowad.datasets import load_example
     from flowad_bench.throughput import format_throughput, run_throughput
 
+    if rows < 1 or repeats < 1:
+        raise InputError(f"--rows and --repeats must be >= 1, got {rows} and {repeats}.")
     folder = output_folder(out)
     X, y = load_example("thyroid")
     X_train, X_test, _, y_test = train_test_split(X, y, test_size=0.4, stratify=y, random_state=seed)

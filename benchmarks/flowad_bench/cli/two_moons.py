@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from flowad.cli import user_errors
+from flowad.exceptions import InputError
 from flowad_bench.cli import bench_app
 from flowad_bench.record import command_line, output_folder
 
@@ -20,7 +21,7 @@ def two_moons(
     epochs: int = typer.Option(100, help="Training epochs of every model."),
     n_train: int = typer.Option(1000, help="Training rows (normal + anomalies)."),
     contamination: float = typer.Option(0.05, help="Fraction eps of anomalies in the training data (also the detectors' contamination)."),
-    threads: int = typer.Option(1, min=1, help="torch CPU threads during the run (restored afterwards)."),
+    threads: int = typer.Option(1, help="torch CPU threads during the run (restored afterwards)."),
     quick: bool = typer.Option(False, "--quick", help="Seconds-long smoke run: 1 seed, 5 epochs, small data (overrides --seeds/--epochs)."),
 ) -> None:
     """Fit the three RealNVP variants on two moons contaminated with uniform or clustered
@@ -30,6 +31,8 @@ def two_moons(
     from flowad_bench.runner import torch_threads
     from flowad_bench.studies.two_moons import TwoMoonsConfig, run_two_moons, summarize, to_markdown
 
+    if threads < 1:
+        raise InputError(f"--threads must be >= 1, got {threads}.")
     if quick:
         config = TwoMoonsConfig.quick(n_train=min(n_train, 300), contamination=contamination)
     else:

@@ -22,7 +22,7 @@ def validation_nll(
         None, "--datasets", help="Comma-separated file stems (default: the defaults sweep's eight development datasets)."
     ),
     seed: int = typer.Option(0, help="Seed of the split and of every model."),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes (one torch thread each)."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Worker processes (one torch thread each)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
 ) -> None:
     """Held-out trimmed NLL of RobustRealNVP with 25-200 epochs and lipschitz_k 1, 2, 4, on a random
