@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,8 @@ __all__ = ["ImageAdaFlow", "IMAGE_BATCH"]
 IMAGE_BATCH = 256
 #: Pixel values are 8-bit: ``v`` in 0..255, dequantized to ``v + u`` and scaled by 1/256.
 N_BINS = 256
+#: ``translate`` warns about images with pixel values more than this outside [0, 255].
+FAR_OUTSIDE = 255.0
 
 
 class _Dequantized(nn.Module):
@@ -310,6 +313,16 @@ class ImageAdaFlow(DomainDetector):
                 z, _ = bij(Z, self._context(Z, src))
                 back, _ = bij.inverse(z, self._context(z, tgt))
                 out[s : s + IMAGE_BATCH] = back.double().cpu().numpy() * self.scale_ + self.mean_
+        far = np.flatnonzero(((out < -FAR_OUTSIDE) | (out > N_BINS - 1 + FAR_OUTSIDE)).any(axis=1))
+        if far.size:
+            warnings.warn(
+                f"{far.size} of {out.shape[0]} translated image(s) (first: {far[:5].tolist()}) have pixel values far outside "
+                f"[0, 255] (from {out[far].min():.3g} to {out[far].max():.3g}): {self.domains_[tgt]!r}'s statistics map their "
+                "latent codes outside the data. Clip them to show them; translating them back is exact only up to the "
+                "float precision of such values (use dtype='float64' for an exact round trip).",
+                UserWarning,
+                stacklevel=2,
+            )
         return out.reshape(-1, *self.image_shape_)
 
     # ------------------------------------------------------------------------ persistence

@@ -123,3 +123,15 @@ def test_fit_errors() -> None:
 def test_unknown_domain(det: ImageAdaFlow, data: dict[str, np.ndarray]) -> None:
     with pytest.raises(UnknownDomainError, match="known domains"):
         det.translate(data["warm_test"], source="warm", target="sepia")
+
+
+def test_translations_far_outside_the_pixel_range_are_reported(det: ImageAdaFlow, data: dict[str, np.ndarray], tmp_path: Path) -> None:
+    from flowad.flows.glow import adabn2d_layers
+
+    path = tmp_path / "m.flowad"
+    det.save(path)
+    m = load(path)
+    first = adabn2d_layers(m.flow_)[0]
+    first.set_statistics(0, first.statistics(0)[0], first.statistics(0)[1] * 1e8)  # "cool" spread enormously
+    with pytest.warns(UserWarning, match="far outside \\[0, 255\\]"):
+        m.translate(data["warm_test"], source="warm", target="cool")
