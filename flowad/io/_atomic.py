@@ -38,7 +38,7 @@ def temporary_name(target: Path) -> Path:
 
 
 def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
+    if pid == os.getpid() or os.name == "nt":  # on Windows os.kill(pid, 0) would terminate the process: rely on age
         return True
     try:
         os.kill(pid, 0)

@@ -48,7 +48,16 @@ from flowad import _version
 from flowad.exceptions import ModelFileError
 from flowad.io._atomic import atomic_write
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "MAX_DEPTH", "MAX_MANIFEST_BYTES", "parse_json", "read_model_file", "write_model_file"]
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "MAX_DEPTH",
+    "MAX_MANIFEST_BYTES",
+    "OLDEST_FORMAT_VERSION",
+    "parse_json",
+    "read_model_file",
+    "write_model_file",
+]
 
 FORMAT_NAME = "flowad-model"
 #: Bumped when a change makes older flowad releases unable to read new files.

@@ -159,13 +159,13 @@ def implied_min_parameters(params: dict[str, Any]) -> int:
 
     Counts what every flowad architecture has at least: ``n_couplings`` coupling networks (or
     ``levels * steps`` for image flows) with the ``hidden`` widths, each at least
-    ``h[0] + sum(h[i] * h[i+1]) + h[-1]`` weights (input, hidden-to-hidden, output layers),
-    and one weight per ``n_layers`` unit. Unknown or malformed values count as 0 (the
-    detector's own parameter checks refuse them).
+    ``h[0] + sum(h[i] * h[i+1]) + h[-1]`` weights (input, hidden-to-hidden, output layers;
+    at least 1 when ``hidden`` is missing or malformed), and one weight per ``n_layers`` unit.
+    Malformed sizes count as 0 (the detector's own parameter checks refuse them).
     """
 
-    def count(name: str) -> int:
-        v = params.get(name)
+    def count(name: str, missing: int = 0) -> int:
+        v = params.get(name, missing)
         return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
 
     hidden = params.get("hidden")
@@ -174,8 +174,13 @@ def implied_min_parameters(params: dict[str, Any]) -> int:
         per_net = widths[0] + sum(a * b for a, b in itertools.pairwise(widths)) + widths[-1]
     else:
         per_net = 0
-    networks = count("n_couplings") if "n_couplings" in params else count("levels") * count("steps")
-    return networks * per_net + count("n_layers")
+    if "n_couplings" in params:
+        networks = count("n_couplings")
+    elif "levels" in params or "steps" in params:  # a missing one takes its default, at least 1
+        networks = count("levels", 1) * count("steps", 1)
+    else:
+        networks = 0
+    return networks * max(per_net, 1) + count("n_layers")  # every coupling network has a weight
 
 
 def check_manifest(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], manifest: dict[str, Any]) -> None:

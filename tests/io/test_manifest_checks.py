@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 import warnings
 from collections.abc import Callable
@@ -92,7 +93,7 @@ def test_any_manifest_edit_is_detected(change: Callable[[dict[str, Any]], None],
 
 
 def test_threshold_edited_to_nan_is_detected(saved: Path) -> None:
-    rewrite(saved, lambda text: text.replace('"threshold": ', '"threshold": NaN, "was": '))
+    rewrite(saved, edit_manifest(lambda m: m.update(threshold=float("nan"))))  # json.dumps writes NaN
     with pytest.raises(ModelFileError, match="modified or corrupted"):
         flowad.load(saved)
 
@@ -158,6 +159,7 @@ def test_a_small_file_asking_for_a_huge_network_fails_fast(saved: Path, monkeypa
     [
         (lambda m: m["params"].update(n_couplings=10**9), "at least 1.* weights"),
         (lambda m: m["params"].update(hidden=[8] * 5000), "at least .* weights"),
+        (lambda m: (m["params"].pop("hidden"), m["params"].update(n_couplings=10**7)), "at least 10,000,000 weights"),
         (lambda m: m.update(n_features_in=10**8), "100,000,000 features but only"),
         (lambda m: m.update(n_features_in="3"), "'n_features_in' must be an int >= 1"),
         (lambda m: m.update(n_features_in=True), "'n_features_in' must be an int >= 1"),
@@ -182,9 +184,9 @@ def test_forged_manifests_are_refused_before_building(change: Callable[[dict[str
 @pytest.mark.parametrize(
     ("edit", "match"),
     [
-        (lambda t: t.replace('"threshold": ', '"threshold": NaN, "x": '), "NaN is not allowed"),
-        (lambda t: t.replace('"threshold": ', '"threshold": Infinity, "x": '), "Infinity is not allowed"),
-        (lambda t: t.replace('"threshold": ', '"threshold": 1e999, "x": '), "out of the float range"),
+        (lambda t: re.sub(r'"threshold": [^,}]+', '"threshold": NaN', t), "NaN is not allowed"),
+        (lambda t: re.sub(r'"threshold": [^,}]+', '"threshold": Infinity', t), "Infinity is not allowed"),
+        (lambda t: re.sub(r'"threshold": [^,}]+', '"threshold": 1e999', t), "out of the float range"),
         (lambda t: t.replace('"lr": ', '"lr": -Infinity, "x": '), "-Infinity is not allowed"),
         (lambda t: t.replace('"threshold": ', '"threshold": ' + "9" * 5000 + ', "x": '), "corrupt flowad manifest"),
         (lambda t: t[:-1] + ', "deep": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested 100001 levels deep"),
@@ -265,6 +267,8 @@ def test_implied_min_parameters_ignores_unused_or_malformed_sizes() -> None:
     assert persistence.implied_min_parameters({"n_couplings": 2, "hidden": [8, 4]}) == 2 * (8 + 32 + 4)
     assert persistence.implied_min_parameters({"levels": 2, "steps": 3, "hidden": 16}) == 6 * 32
     assert persistence.implied_min_parameters({"n_couplings": "6", "hidden": [True]}) == 0
+    assert persistence.implied_min_parameters({"n_couplings": 10**9}) == 10**9  # hidden missing: still >= 1 weight each
+    assert persistence.implied_min_parameters({"levels": 10**6}) == 10**6
 
 
 # --------------------------------------------------------------------------------- messages
