@@ -150,6 +150,7 @@ def translate(
     target: str = typer.Option(..., help="Domain to translate them to."),
     output: Path = typer.Option(..., "--output", "-o", help="PNG grid to write: inputs left, translations right, one row per image."),
     limit: int = typer.Option(8, help="Images in the grid (the first ones by file name; 0 = all)."),
+    scale: int = typer.Option(1, help="Enlarge the grid this many times (nearest neighbour)."),
     save_folder: Path = typer.Option(None, help="Also write every translated image here as PNG (same file names)."),
     convert: bool = typer.Option(False, help="Convert images of another channel layout instead of refusing them."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
@@ -161,6 +162,8 @@ def translate(
 
     if limit < 0:
         raise InputError(f"--limit must be >= 0, got {limit}.")
+    if scale < 1:
+        raise InputError(f"--scale must be >= 1, got {scale}.")
     if output.suffix.lower() != ".png":
         raise InputError(f"--output must be a .png file, got {str(output)!r}.")
     check_output(output)
@@ -172,7 +175,7 @@ def translate(
         images, names = images[:limit], names[:limit]
     moved = det.translate(images, source=source, target=target)
     shown = slice(None) if not limit else slice(0, limit)
-    write_image_grid([images[shown], moved[shown]], output)
+    write_image_grid([images[shown], moved[shown]], output, scale=scale)
     if save_folder is not None:
         from PIL import Image
 

@@ -116,7 +116,7 @@ def read_image_folder(
     return read_images(files, size=size, channels=channels, convert=convert), [p.name for p in files]
 
 
-def write_image_grid(columns: Sequence[np.ndarray], path: str | Path, *, pad: int = 2) -> Path:
+def write_image_grid(columns: Sequence[np.ndarray], path: str | Path, *, pad: int = 2, scale: int = 1) -> Path:
     """Write images side by side as one PNG: column ``j`` holds ``columns[j]``, one row per image.
 
     Parameters
@@ -127,6 +127,8 @@ def write_image_grid(columns: Sequence[np.ndarray], path: str | Path, *, pad: in
         PNG file to write; its folder must exist.
     pad : int, default=2
         White pixels between images.
+    scale : int, default=1
+        Enlarge the finished grid this many times (nearest neighbour: every pixel stays visible).
     """
     image_mod = _pil()
     path = Path(path)
@@ -142,6 +144,9 @@ def write_image_grid(columns: Sequence[np.ndarray], path: str | Path, *, pad: in
         for i in range(n):
             y0, x0 = pad + i * (h + pad), pad + j * (w + pad)
             canvas[y0 : y0 + h, x0 : x0 + w] = img[i]
+    if not (isinstance(scale, int) and scale >= 1):
+        raise InputError(f"scale must be an int >= 1, got {scale!r}.")
+    canvas = canvas.repeat(scale, axis=0).repeat(scale, axis=1)
     image_mod.fromarray(canvas[:, :, 0] if c == 1 else canvas).save(path, format="PNG")
     return path
 

@@ -74,6 +74,8 @@ def test_grid_layout(tmp_path: Path) -> None:
     assert grid.shape == (3 * 10 + 2, 2 * 10 + 2, 3)
     np.testing.assert_array_equal(grid[2:10, 2:10], a[0].transpose(1, 2, 0))  # inputs left
     np.testing.assert_array_equal(grid[2:10, 12:20], b[0].transpose(1, 2, 0))  # outputs right
+    big = np.asarray(Image.open(write_image_grid([a, b], tmp_path / "big.png", pad=2, scale=3)))
+    np.testing.assert_array_equal(big[::3, ::3], grid)
     with pytest.raises(InputError, match="one shape"):
         write_image_grid([a, b[:2]], tmp_path / "h.png")
 
