@@ -31,7 +31,7 @@ import torch
 from flowad.bijections.adabn import AdaptiveBatchNorm
 from flowad.dask._data import Part, folder_parts, is_folder, read_part
 from flowad.dask._frame import feature_frame
-from flowad.dask._model import ModelBlob, _load_bytes, model_blob, worker_detector
+from flowad.dask._model import ModelBlob, model_blob, worker_detector
 from flowad.dask._score import _as_frame, _client, share_model
 from flowad.detectors._domains import _check_rows, domain_name, reservoir_merge
 from flowad.exceptions import FlowadError, InputError
@@ -52,6 +52,8 @@ class Moments:
 
     @classmethod
     def of(cls, x: torch.Tensor) -> Moments:
+        if x.shape[0] == 0:
+            return cls(0, np.zeros(x.shape[1]), np.zeros(x.shape[1]))
         h = x.detach().double()
         mean = h.mean(dim=0)
         return cls(int(h.shape[0]), mean.cpu().numpy(), (h - mean).square().sum(dim=0).cpu().numpy())
@@ -117,7 +119,10 @@ def _adapted(blob: ModelBlob, name: str, stats: Statistics) -> Any:
 
 def _rows(det: Any, source: Part | pd.DataFrame, columns: tuple[str, ...] | None) -> np.ndarray:
     frame = read_part(source) if isinstance(source, Part) else source
-    return det._check_input(feature_frame(frame, det, None if columns is None else list(columns), []))
+    X = feature_frame(frame, det, None if columns is None else list(columns), [])
+    if len(X) == 0:  # an empty partition contributes nothing
+        return np.empty((0, det.n_features_in_))
+    return det._check_input(X)
 
 
 def _where(source: Part | pd.DataFrame, label: str) -> str:
@@ -144,7 +149,8 @@ def _part_scores(blob: ModelBlob, source: Any, name: str, stats: Statistics, col
     """Anomaly scores of one partition in the adapted domain."""
     try:
         det = _adapted(blob, name, stats)
-        return det.decision_function(_rows(det, source, columns), domain=name)
+        X = _rows(det, source, columns)
+        return det.decision_function(X, domain=name) if len(X) else np.empty(0)
     except FlowadError as err:
         raise InputError(f"{_where(source, label)}: {err}") from None
 
@@ -193,8 +199,7 @@ def adapt(
     import dask
     import dask.dataframe as dd
 
-    blob = model_blob(model)
-    det = _load_bytes(blob)
+    blob, det = model_blob(model)
     if not hasattr(det, "adapt") or not adabn_layers(det.flow_.bijection):
         raise InputError(f"The model is a {type(det).__name__}, which has no AdaBN statistics to adapt on Dask; use an adaflow model.")
     name = domain_name(domain)

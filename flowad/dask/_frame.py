@@ -76,6 +76,9 @@ def score_frame(
     """
     X = feature_frame(frame, det, columns, [c for c in (id_column, domain_column) if c])
     ids = _column(frame, id_column, "Id")
+    if len(frame) == 0:  # an empty partition (e.g. of a filtered Dask DataFrame) has no scores
+        return pd.DataFrame({"id": frame.index.to_numpy() if ids is None else ids, "anomaly_score": np.empty(0),
+                             "log_density": np.empty(0), "label": np.empty(0, dtype=np.int64)}, index=frame.index)
     if ids is None:
         ids = frame.index.to_numpy()
     per_row = _column(frame, domain_column, "Domain")

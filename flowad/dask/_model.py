@@ -41,22 +41,24 @@ class ModelBlob:
         return f"ModelBlob({self.digest[:12]}, {len(self.data)} bytes)"
 
 
-def model_blob(model: Any) -> ModelBlob:
-    """The model-file bytes of ``model``: a path to a model file, a fitted detector, or a blob."""
+def model_blob(model: Any) -> tuple[ModelBlob, Any]:
+    """The model-file bytes of ``model`` (a model-file path, a fitted detector or a blob) and a
+    detector loaded from them on the client (a copy: the caller's detector is never changed)."""
     if isinstance(model, ModelBlob):
-        return model
+        return model, _load_bytes(model)
     if isinstance(model, BaseFlowDetector):
         with tempfile.TemporaryDirectory(prefix="flowad-") as tmp:
             path = Path(tmp) / "model.flowad"
             model.save(path)
             data = path.read_bytes()
+            det = load(path)
     elif isinstance(model, (str, os.PathLike)):
         path = Path(model)
-        load(path)  # refuse a bad file here, before any worker sees it
+        det = load(path)  # a bad file fails here, named, before any worker sees it
         data = path.read_bytes()
     else:
         raise InputError(f"model must be a model-file path or a fitted flowad detector, got {type(model).__name__}.")
-    return ModelBlob(hashlib.sha256(data).hexdigest(), data)
+    return ModelBlob(hashlib.sha256(data).hexdigest(), data), det
 
 
 def _load_bytes(blob: ModelBlob) -> Any:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from flowad.dask._data import Part, folder_parts, is_folder, read_part
 from flowad.dask._frame import check_domain_options, score_frame
-from flowad.dask._model import ModelBlob, _load_bytes, model_blob, worker_detector
+from flowad.dask._model import ModelBlob, model_blob, worker_detector
 from flowad.exceptions import FlowadError, InputError
 
 __all__ = ["ScoreOptions", "WriteReport", "score", "write_scores", "share_model"]
@@ -120,8 +120,7 @@ def _as_frame(data: Any, det: Any) -> Any:
 
 
 def _prepare(model: Any, options: ScoreOptions) -> tuple[ModelBlob, Any]:
-    blob = model_blob(model)
-    det = _load_bytes(blob)
+    blob, det = model_blob(model)
     check_domain_options(det, options.domain, options.domain_column, "the model")
     if options.domain is not None:
         det._index(options.domain)  # an unknown domain fails here, naming the known ones
@@ -186,13 +185,19 @@ def score(
 
 
 # ------------------------------------------------------------------------------ writing
-def _write_part(blob: ModelBlob, part: Part | pd.DataFrame, options: ScoreOptions, index: int, label: str, staging: str) -> dict[str, Any]:
-    """Score one partition into ``staging/part-<index>.parquet`` (atomically); return its status."""
+def _write_part(blob: ModelBlob, part: Part | pd.DataFrame, options: ScoreOptions, index: int, label: str, staging: str, on_bad: str) -> dict[str, Any]:
+    """Score one partition into ``staging/part-<index>.parquet`` (atomically); return its status.
+
+    A bad partition raises (``on_bad="stop"``: Dask's progress bar and the job stop) or is
+    reported in the status (``"skip"``).
+    """
     status: dict[str, Any] = {"partition": index, "where": part.label if isinstance(part, Part) else label, "rows": 0, "flagged": 0, "error": None}
     try:
         frame = read_part(part) if isinstance(part, Part) else part
         out = options.apply(worker_detector(blob), frame)
     except FlowadError as err:
+        if on_bad == "stop":
+            raise InputError(f"{status['where']}: {err}") from None
         status["error"] = str(err)
         return status
     target = Path(staging) / f"part-{index:05d}.parquet"
@@ -270,9 +275,9 @@ def write_scores(
     output = Path(output)
     staging = _prepare_output(output)
     shared = share_model(blob, client)
-    tasks = [dask.delayed(_write_part, pure=False)(shared, p, options, i, labels[i], str(staging)) for i, p in enumerate(parts)]
+    tasks = [dask.delayed(_write_part, pure=False)(shared, p, options, i, labels[i], str(staging), on_bad) for i, p in enumerate(parts)]
     try:
-        statuses = _run(tasks, client, on_bad, progress)
+        statuses = _run(tasks, client, progress)
         report = WriteReport()
         for status in sorted(statuses, key=lambda s: s["partition"]):
             if status["error"] is not None:
@@ -293,32 +298,25 @@ def write_scores(
     return report
 
 
-def _run(tasks: list[Any], client: Any, on_bad: str, progress: bool) -> list[dict[str, Any]]:
-    """Run the part tasks; with ``on_bad="stop"``, cancel the rest at the first bad partition."""
+def _run(tasks: list[Any], client: Any, progress: bool) -> list[dict[str, Any]]:
+    """Run the part tasks; at the first bad partition (``on_bad="stop"``) cancel the rest."""
     import dask
 
-    def fail(status: dict[str, Any]) -> None:
-        raise InputError(f"{status['where']}: {status['error']} (nothing written; rerun with on_bad='skip' / --on-bad skip to write the good partitions)")
-
+    hint = " (nothing written; rerun with on_bad='skip' / --on-bad skip to write the good partitions)"
     if client is None:
-        statuses = list(dask.compute(*tasks))
-        bad = [s for s in statuses if s["error"] is not None]
-        if bad and on_bad == "stop":
-            fail(min(bad, key=lambda s: s["partition"]))
-        return statuses
+        try:
+            return list(dask.compute(*tasks))
+        except InputError as err:
+            raise InputError(f"{err}{hint}") from None
     from distributed import as_completed
     from distributed import progress as progress_bar
 
     futures = client.compute(tasks)
-    if progress:
-        progress_bar(futures)
-    statuses = []
     try:
-        for future in as_completed(futures):
-            status = future.result()
-            if status["error"] is not None and on_bad == "stop":
-                fail(status)
-            statuses.append(status)
+        if progress:
+            progress_bar(futures)  # Dask's own bar; it stops early at a failed task
+        return [future.result() for future in as_completed(futures)]
+    except InputError as err:
+        raise InputError(f"{err}{hint}") from None
     finally:
         client.cancel(futures)
-    return statuses

@@ -119,6 +119,7 @@ def test_scores_of_a_dask_dataframe_keep_its_index_and_ids(models, client) -> No
     np.testing.assert_array_equal(out.index.to_numpy(), df.index.to_numpy())
     assert out["id"].tolist() == df["rid"].tolist()
     np.testing.assert_allclose(out["log_density"].to_numpy(), ref, rtol=1e-6)
+    assert len(fdask.score(models["nvp"], ddf[ddf["a"] > 100]).compute()) == 0  # empty partitions score to nothing
 
 
 def test_scores_of_a_dask_array(models, client) -> None:
@@ -169,6 +170,19 @@ def test_write_skips_bad_partitions_and_lists_them(models, folder, client, tmp_p
     assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.name.startswith("_")) == ["_bad_partitions.csv"]
 
 
+def test_write_a_dask_dataframe_names_its_bad_partition(models, client, tmp_path) -> None:
+    df = _frame(400, 13)
+    df.loc[250, "c"] = np.inf
+    ddf = dd.from_pandas(df, npartitions=4)  # rows 250 in partition 2
+    with pytest.raises(InputError, match=r"^partition 2: X contains 0 NaN and 1 infinite"):
+        fdask.write_scores(models["nvp"], ddf, tmp_path / "stop", client=client)
+    assert not (tmp_path / "stop").exists()
+    report = fdask.write_scores(models["nvp"], ddf, tmp_path / "skip", on_bad="skip", client=client)
+    assert (report.rows, report.parts, [b["where"] for b in report.bad]) == (300, 3, ["partition 2"])
+    back = pd.read_parquet(tmp_path / "skip")
+    assert back["id"].tolist() == [*range(200), *range(300, 400)]
+
+
 def test_write_refuses_a_non_empty_output_folder(models, folder, tmp_path, client) -> None:
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "old.parquet").write_bytes(b"x")
@@ -192,7 +206,8 @@ def test_distributed_adaptation_equals_one_process(models, folder, client, split
 def test_distributed_adaptation_replaces_a_known_domain(models, client) -> None:
     df = _frame(800, 12)
     one = load(models["ada"]).adapt(df[COLS], domain="north")
-    dist = fdask.adapt(load(models["ada"]), dd.from_pandas(df, npartitions=3), domain="north", client=client)
+    ddf = dd.concat([dd.from_pandas(df.iloc[:0], npartitions=1), dd.from_pandas(df, npartitions=3)])  # partition 0 is empty
+    dist = fdask.adapt(load(models["ada"]), ddf, domain="north", client=client)
     for a, b in zip(_stats(dist, "north"), _stats(one, "north"), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     assert dist.domains_ == ["north", "south"] and dist.domain_counts_["north"] == 800
