@@ -13,10 +13,17 @@ from flowad.cli import app
 CASES: dict[str, tuple[list[str], str]] = {
     "sound: output is a file": (["sound", "--clips", "{dir}", "--events", "{dir}", "--out", "{file}"], "is a file"),
     "sound: bad target rotation": (["sound", "--clips", "{dir}", "--events", "{dir}", "--out", "{dir}", "--target", "7"], "rotation"),
+    "sound: no seed": (["sound", "--clips", "{dir}", "--events", "{dir}", "--out", "{dir}", "--seeds", "0"], "--seeds"),
+    "sound: N of 1": (["sound", "--clips", "{dir}", "--events", "{dir}", "--out", "{dir}", "--n-adapt", "1"], "--n-adapt"),
     "vibration: output is a file": (["vibration", "--data", "{dir}", "--out", "{file}"], "is a file"),
+    "vibration: no seed": (["vibration", "--data", "{dir}", "--out", "{dir}", "--seeds", "0"], "--seeds"),
+    "vibration: N of 1": (["vibration", "--data", "{dir}", "--out", "{dir}", "--n-adapt", "1"], "--n-adapt"),
+    "adaptation: no repeat": (["adaptation", "--repeats", "0"], "--repeats"),
+    "adaptation: memory rows": (["adaptation", "--memory-rows", "1"], "--memory-rows"),
     "adaptation: output is a file": (["adaptation", "--out", "{file}"], "is a file"),
-    "adaptation: one adaptation row": (["adaptation", "--features", "4", "--rows", "1", "--memory-rows", "10"], "at least 2 rows"),
+    "adaptation: one adaptation row": (["adaptation", "--rows", "1"], "--rows"),
     "audio-features: output is a file": (["audio-features", "--seconds", "1", "--out", "{file}"], "is a file"),
+    "audio-features: no audio": (["audio-features", "--seconds", "0"], "--seconds"),
 }
 
 

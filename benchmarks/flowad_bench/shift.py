@@ -28,6 +28,7 @@ from sklearn.covariance import LedoitWolf
 from sklearn.metrics import roc_auc_score
 
 from flowad.detectors import AdaFlow, BatchNormFlow
+from flowad.exceptions import InputError
 from flowad.preprocessing import standardize
 from flowad_bench.baselines import AutoEncoderBaseline
 from flowad_bench.report import format_mean_std, frame_to_markdown
@@ -37,6 +38,7 @@ __all__ = [
     "PAUC_MAX_FPR",
     "RESULT_FIELDS",
     "config_dict",
+    "check_grid",
     "environment",
     "fit_source_models",
     "flow_params",
@@ -77,6 +79,23 @@ def metrics(y: np.ndarray, score: np.ndarray) -> tuple[float, float]:
     if not np.isfinite(score).all():
         return float("nan"), float("nan")
     return float(roc_auc_score(y, score)), float(roc_auc_score(y, score, max_fpr=PAUC_MAX_FPR))
+
+
+def check_grid(config: Any) -> None:
+    """Refuse an empty run or an N too small to adapt: ``config`` has ``targets``, ``seeds`` and ``n_adapt``.
+
+    Raises
+    ------
+    InputError
+        If there is no target or no seed, or an N is below 2 (a variance needs two rows).
+    """
+    if not config.targets:
+        raise InputError("no target to run: give at least one target.")
+    if not config.seeds:
+        raise InputError("no seed to run: --seeds must be >= 1.")
+    small = [n for n in config.n_adapt if n < 2]
+    if not config.n_adapt or small:
+        raise InputError(f"every N of --n-adapt must be >= 2 (a variance needs two rows), got {list(config.n_adapt)}.")
 
 
 def result_row(
@@ -308,6 +327,9 @@ def target_gaussian_scores(adapt: np.ndarray, test: np.ndarray) -> np.ndarray:
 
     ``adapt`` (the N target rows) standardizes both sets; a Ledoit–Wolf Gaussian fitted on it
     scores ``test`` (higher = more anomalous). It uses the same N rows as the adapted flows.
+    Both sets are standardized by :func:`flowad.preprocessing.standardize`, in float64 whatever
+    their dtype (the covariance of many features from few rows is ill-conditioned; float32
+    frames would lose precision in its inverse).
     """
     a, t = standardize(adapt, test)
     return LedoitWolf().fit(a).mahalanobis(t)

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from flowad.cli import user_errors
+from flowad.exceptions import InputError
 from flowad_bench.cli import bench_app
 from flowad_bench.record import command_line, output_folder
 
@@ -30,6 +31,15 @@ def adaptation(
     the peak memory of streaming adaptation for each --memory-rows; print the figures."""
     from flowad_bench.adaptation import AdaptationBenchConfig, format_report, run_adaptation_benchmark
 
+    for name, value, least in (("--features", features, 1), ("--rows", rows, 2), ("--finetune-epochs", finetune_epochs, 1),
+                               ("--finetune-batch-size", finetune_batch_size, 2), ("--repeats", repeats, 1),
+                               ("--chunk-size", chunk_size, 2)):
+        if value < least:
+            raise InputError(f"{name} must be >= {least}, got {value}.")
+    if not finetune_lr > 0:
+        raise InputError(f"--finetune-lr must be > 0, got {finetune_lr}.")
+    if any(n < 2 for n in memory_rows):
+        raise InputError(f"every --memory-rows must be >= 2, got {list(memory_rows)}.")
     cfg = AdaptationBenchConfig(
         n_features=features,
         n_adapt=rows,

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from flowad.cli import user_errors
+from flowad.exceptions import InputError
 from flowad_bench.cli import bench_app
 from flowad_bench.record import command_line, output_folder
 
@@ -22,6 +23,8 @@ def audio_features(
     """Time reading + log-mel + context stacking of --seconds of audio on one thread."""
     from flowad_bench.audio_features import AudioSpeedConfig, format_audio_speed, run_audio_feature_speed
 
+    if not seconds > 0:
+        raise InputError(f"--seconds must be > 0, got {seconds}.")
     folder = None if out is None else output_folder(out)  # a bad --out fails before the run
     result = run_audio_feature_speed(data, AudioSpeedConfig(seconds=seconds))
     command = command_line()

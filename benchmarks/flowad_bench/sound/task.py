@@ -15,7 +15,7 @@ import pandas as pd
 from flowad.exceptions import InputError
 from flowad_bench.methods import quiet_and_isolated
 from flowad_bench.record import output_folder
-from flowad_bench.shift import fit_source_models, result_row, run_resumable, target_gaussian_scores
+from flowad_bench.shift import check_grid, fit_source_models, result_row, run_resumable, target_gaussian_scores
 from flowad_bench.sound.config import MACHINES, NOISES, SoundBenchConfig, experiment_name
 from flowad_bench.sound.data import (
     LabelledSegments,
@@ -134,9 +134,12 @@ def run_sound_benchmark(clips: str | Path, events: str | Path, out: str | Path, 
         All result rows.
     """
     cfg = config or SoundBenchConfig()
+    check_grid(cfg)
     bad = [t for t in cfg.targets if not 0 <= t < len(MACHINES)]
     if bad:
         raise InputError(f"targets are rotation indices in 0..{len(MACHINES) - 1}, got {bad}.")
+    if not cfg.anr_db:
+        raise InputError("no anomaly-to-normal ratio to run: give at least one --anr.")
     out = output_folder(out)
     material = load_material(clips, events, cfg)
     (out / "material.json").write_text(json.dumps(material.describe(), indent=2) + "\n", encoding="utf-8")

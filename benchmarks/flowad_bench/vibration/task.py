@@ -20,7 +20,7 @@ from flowad.exceptions import InputError
 from flowad.features.vibration import feature_names
 from flowad.preprocessing import standardize
 from flowad_bench.record import output_folder
-from flowad_bench.shift import fit_source_models, metrics, result_row, run_resumable, target_gaussian_scores
+from flowad_bench.shift import check_grid, fit_source_models, metrics, result_row, run_resumable, target_gaussian_scores
 from flowad_bench.vibration.config import (
     CONDITIONS,
     DRIFT_NORMAL,
@@ -153,6 +153,7 @@ def run_vibration_benchmark(
         The result rows (also in ``out/results.csv``).
     """
     cfg = config or VibrationBenchConfig()
+    check_grid(cfg)
     unknown = [t for t in cfg.targets if t not in CONDITIONS]
     if unknown:
         raise InputError(f"targets must be among {list(CONDITIONS)}, got {unknown}.")
