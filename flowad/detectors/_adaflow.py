@@ -89,9 +89,13 @@ class AdaFlow(DomainDetector):
         Rows each domain's statistics summarise.
     threshold_ : float
         Quantile of all training scores pooled (scikit-learn compatibility only).
-    mean_, scale_, constant_features_, decision_scores_, labels_, history_, n_features_in_
-        As in :class:`~flowad.RealNVP`. Standardization is global (fitted on the pooled
-        training domains) and is never refitted by ``adapt``: all domains share one input
+    mean_, scale_, scaling_, constant_features_, decision_scores_, labels_, history_, n_features_in_
+        As in :class:`~flowad.RealNVP`: robust standardization (median and MAD), training
+        rows winsorized at ``±flowad.preprocessing.TRAIN_CLIP`` standardized units while
+        fitting, so a few extreme rows cannot dominate the AdaBN statistics (the training
+        scores in ``decision_scores_`` are those of the winsorized rows). Standardization
+        is global (fitted on the pooled training domains) and is never refitted by
+        ``adapt``: all domains share one input
         space (needed by :meth:`translate`), its log-determinant is the same constant for
         every domain, and each domain's shift and scale are removed by the first
         LU-linear -> AdaBN pair, whose statistics are exact per domain.

@@ -33,7 +33,7 @@ from flowad.exceptions import InputError, ModelFileError, NonFiniteError
 from flowad.flows.flow import Flow
 from flowad.io.persistence import REGISTRY as DETECTOR_REGISTRY
 from flowad.io.persistence import State, load_detector, register, save_detector
-from flowad.preprocessing import Standardization
+from flowad.preprocessing import DEFAULT_METHOD, METHODS, TRAIN_CLIP, Standardization
 from flowad.training import TrainConfig, fit_flow
 
 __all__ = ["BaseFlowDetector", "DETECTOR_REGISTRY", "SCORE_BATCH", "register", "resolve_device", "seed_from", "seeded_torch"]
@@ -112,7 +112,8 @@ def _store_params(det: Any, params: dict[str, Any]) -> None:
 
 
 class BaseFlowDetector(OutlierMixin, BaseEstimator):
-    """Base class: a flow on standardized features, with PyOD score conventions.
+    """Base class: a flow on robustly standardized features (:mod:`flowad.preprocessing`),
+    with PyOD score conventions.
 
     Subclasses implement ``_build_flow(n_features)`` and ``_train(flow, Z, generator)``,
     and may extend ``_validate_params``. Every detector has the hyper-parameters checked by
@@ -175,7 +176,9 @@ class BaseFlowDetector(OutlierMixin, BaseEstimator):
 
     # ---------------------------------------------------------------------- preprocessing
     def _fit_standardization(self, X: np.ndarray) -> None:
-        st = Standardization.fit(X)
+        """The robust standardization of :mod:`flowad.preprocessing` (median, MAD, relative
+        constant-column test), fitted on the training rows ``X``."""
+        st = Standardization.fit(X, method=DEFAULT_METHOD)
         constant = st.constant
         if constant.all():
             raise InputError(
@@ -192,10 +195,19 @@ class BaseFlowDetector(OutlierMixin, BaseEstimator):
         self.mean_ = st.mean
         self.scale_ = st.scale
         self.constant_features_ = constant
+        self.scaling_ = st.method
 
     @property
     def _standardization(self) -> Standardization:
         return Standardization(mean=self.mean_, scale=self.scale_, constant=self.constant_features_)
+
+    def _standardize_training(self, X: np.ndarray) -> torch.Tensor:
+        """Standardized training rows, winsorized at ``±TRAIN_CLIP`` under robust scaling (fit
+        time only: a few extreme rows cannot dominate the loss or batch-norm statistics)."""
+        Z = self._standardization.transform(X, drop_constant=True)
+        if getattr(self, "scaling_", None) == "robust":
+            Z = Standardization.clip_training(Z, TRAIN_CLIP)
+        return torch.as_tensor(Z, dtype=self.torch_dtype_, device=self.device_)
 
     def _column_names(self, idx: np.ndarray) -> list[str]:
         names = getattr(self, "feature_names_in_", None)
@@ -247,13 +259,14 @@ class BaseFlowDetector(OutlierMixin, BaseEstimator):
 
     def _begin_fit(self, X: Any) -> tuple[np.ndarray, torch.Tensor, int]:
         """Check the hyper-parameters and ``X``, fit the standardization; return the validated
-        rows, their standardized tensor and the seed of this fit."""
+        rows, their standardized (and, under robust scaling, winsorized) tensor and the seed of
+        this fit."""
         self._validate_params()
         X = self._check_input(X, fitting=True)
         self.device_ = resolve_device(self.device)
         seed = seed_from(self.random_state)
         self._fit_standardization(X)
-        return X, self._standardize(X), seed
+        return X, self._standardize_training(X), seed
 
     def _new_flow(self, Z: torch.Tensor, seed: int) -> tuple[Flow, torch.Generator]:
         """A freshly initialised flow (seeded by ``seed``) and the generator of its minibatches."""
@@ -262,7 +275,9 @@ class BaseFlowDetector(OutlierMixin, BaseEstimator):
         return flow, torch.Generator(device=self.device_).manual_seed(seed + 1)
 
     def _calibrate(self, X: np.ndarray) -> None:
-        self.decision_scores_ = self.decision_function(X)
+        # The training rows as the flow was trained on them (winsorized under robust scaling):
+        # a training row astronomically far out (1e30) still gets a finite score.
+        self.decision_scores_ = -self._batched_log_density(X, training=True)
         if self.threshold is not None:
             self.threshold_ = float(self.threshold)
         else:
@@ -289,17 +304,21 @@ class BaseFlowDetector(OutlierMixin, BaseEstimator):
                 + (" and overflow float32; refit with dtype='float64'." if self.dtype == "float32" else ".")
             )
 
-    def _batched_log_density(self, X: np.ndarray, log_density: Callable[[torch.Tensor], torch.Tensor] | None = None) -> np.ndarray:
+    def _batched_log_density(
+        self, X: np.ndarray, log_density: Callable[[torch.Tensor], torch.Tensor] | None = None, *, training: bool = False
+    ) -> np.ndarray:
         """Log-density in input space of validated rows ``X``, ``SCORE_BATCH`` rows per pass.
 
         ``log_density(Z)`` maps standardized rows to the model's log-density (default: the
         flow's); the standardization's log-det is added and non-finite values are refused.
+        ``training`` standardizes as ``fit`` does (winsorized), for the training scores.
         """
         fn = self._log_prob if log_density is None else log_density
+        standardize = self._standardize_training if training else self._standardize
         out = np.empty(X.shape[0], dtype=np.float64)
         with torch.inference_mode():
             for start in range(0, X.shape[0], SCORE_BATCH):
-                out[start : start + SCORE_BATCH] = fn(self._standardize(X[start : start + SCORE_BATCH])).double().cpu().numpy()
+                out[start : start + SCORE_BATCH] = fn(standardize(X[start : start + SCORE_BATCH])).double().cpu().numpy()
         out += self._score_offset
         self._check_scores(out)
         return out
@@ -408,6 +427,9 @@ class BaseFlowDetector(OutlierMixin, BaseEstimator):
             "threshold": self.threshold_,
             **extra_fields,
         }
+        scaling = getattr(self, "scaling_", None)
+        if scaling is not None:  # detectors with a fixed transform (images) have none
+            fields["scaling"] = scaling
         return tensors, fields
 
     def _set_state(self, tensors: dict[str, torch.Tensor], manifest: dict[str, Any], *, device: str) -> None:
@@ -422,6 +444,12 @@ class BaseFlowDetector(OutlierMixin, BaseEstimator):
         self.constant_features_ = tensors["prep.constant"].numpy().astype(bool)
         if not (self.mean_.shape == self.scale_.shape == self.constant_features_.shape == (self.n_features_in_,)):
             raise ModelFileError(f"standardization shapes do not match {self.n_features_in_} features.")
+        # Files written before robust scaling have no "scaling" field: mean and std.
+        if type(self)._fit_standardization is BaseFlowDetector._fit_standardization:
+            scaling = manifest.get("scaling", "standard")
+            if scaling not in METHODS:
+                raise ModelFileError(f"scaling must be one of {list(METHODS)}, got {scaling!r}.")
+            self.scaling_ = scaling
         self.decision_scores_ = tensors["train.decision_scores"].numpy().astype(np.float64)
         self.history_ = tensors["train.history"].tolist()
         self.threshold_ = float(manifest["threshold"])

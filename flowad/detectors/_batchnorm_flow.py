@@ -65,6 +65,8 @@ class BatchNormFlow(DomainDetector):
         Fine-tuned copy of each domain in ``domains_`` (None: the pooled flow is used).
     domains_, thresholds_, domain_counts_, threshold_, decision_scores_, labels_
         As in :class:`AdaFlow`.
+    mean_, scale_, scaling_, constant_features_
+        Robust standardization, as in :class:`AdaFlow`.
     """
 
     def __init__(

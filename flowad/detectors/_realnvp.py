@@ -81,13 +81,23 @@ _PARAMS_DOC = """
     flow_ : Flow
         The trained flow (on standardized features), in eval mode.
     mean_, scale_ : ndarray of shape (n_features_in_,)
-        Standardization fitted on the training data (scale 1 for constant columns).
+        Robust standardization fitted on the training data (:mod:`flowad.preprocessing`):
+        ``mean_`` is the median of each column and ``scale_`` 1.4826 x its median absolute
+        deviation (for a column whose MAD is 0, e.g. binary, the median distance of the rows
+        that differ from the median; 1 for constant columns), so a few extreme training rows
+        cannot move them. The flow is trained on the standardized rows winsorized at
+        ``±flowad.preprocessing.TRAIN_CLIP`` (fit time only; scoring does not clip).
+    scaling_ : str
+        ``"robust"``; ``"standard"`` (mean and std) for models loaded from files written
+        before robust scaling.
     constant_features_ : ndarray of bool, shape (n_features_in_,)
         Columns constant in the training data, left out of the model.
     trim_ratio_ : float
         The trim ratio actually used.
     decision_scores_ : ndarray of shape (n_samples,)
-        Anomaly scores (negative log-likelihood) of the training data.
+        Anomaly scores (negative log-likelihood) of the training data, as the flow was trained
+        on them (winsorized; the same as ``decision_function`` for every row within
+        ``TRAIN_CLIP`` standardized units).
     threshold_ : float
         Score above which ``predict`` returns 1.
     labels_ : ndarray of shape (n_samples,)
