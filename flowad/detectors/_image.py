@@ -82,8 +82,8 @@ class ImageAdaFlow(DomainDetector):
         Glow steps per level.
     hidden : int, default=64
         Hidden channels of the coupling networks.
-    s_max : float, default=3.0
-        Log-scale bound of the couplings.
+    s_max : float, default=1.0
+        Log-scale bound of the couplings (see :func:`~flowad.flows.glow.build_glow` for why 1).
     epochs, batch_size, lr, weight_decay, grad_clip
         Adam training settings (defaults 30, 32, 1e-3, 0.0, 50.0).
     threshold : float or None, default=None
@@ -115,7 +115,7 @@ class ImageAdaFlow(DomainDetector):
         levels: int = 3,
         steps: int = 4,
         hidden: int = 64,
-        s_max: float = 3.0,
+        s_max: float = 1.0,
         epochs: int = 30,
         batch_size: int = 32,
         lr: float = 1e-3,
