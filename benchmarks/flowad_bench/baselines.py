@@ -67,10 +67,10 @@ class AutoEncoderBaseline(OutlierMixin, BaseEstimator):
     """Autoencoder baseline: anomaly score = mean squared reconstruction error.
 
     Features are standardized with the training rows' mean and standard deviation
-    (:class:`flowad.preprocessing.Standardization`; constant columns are left out). The network
-    (encoder widths ``hidden``, mirrored decoder, ReLU, float32) is trained with Adam on the
-    pooled rows of every training domain, minibatches reshuffled each epoch, the gradient norm
-    clipped at ``grad_clip``.
+    (:class:`flowad.preprocessing.Standardization` with ``method="standard"``, as in the study;
+    constant columns are left out). The network (encoder widths ``hidden``, mirrored decoder,
+    ReLU, float32) is trained with Adam on the pooled rows of every training domain,
+    minibatches reshuffled each epoch, the gradient norm clipped at ``grad_clip``.
 
     Parameters
     ----------
@@ -179,7 +179,7 @@ class AutoEncoderBaseline(OutlierMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         self.device_ = torch.device(self.device)
         seed = seed_from(self.random_state)
-        st = Standardization.fit(X)
+        st = Standardization.fit(X, method="standard")  # the study's: mean and standard deviation
         if st.constant.all():
             raise InputError(f"All {X.shape[1]} features of X are constant in the training data; there is nothing to model.")
         if st.constant.any():
