@@ -41,7 +41,11 @@ class Part:
 
 
 def is_folder(data: Any) -> bool:
-    return isinstance(data, (str, os.PathLike)) and Path(data).is_dir()
+    """True for a path to a folder, or to one Parquet/CSV file (a folder of one file)."""
+    if not isinstance(data, (str, os.PathLike)):
+        return False
+    path = Path(data)
+    return path.is_dir() or (path.is_file() and path.suffix.lower() in _PARQUET + _CSV)
 
 
 def _files(folder: Path) -> list[Path]:
@@ -56,7 +60,7 @@ def _csv_rows(path: str) -> int:
 
 
 def folder_parts(folder: str | os.PathLike[str]) -> list[Part]:
-    """The partitions of ``folder`` in order, with their row offsets.
+    """The partitions of ``folder`` (or of one Parquet/CSV file) in order, with their row offsets.
 
     Parquet row counts come from the file footers (no data read). CSV files have none: each is
     counted by a task on the active Dask scheduler (one extra read of the CSV files).
@@ -64,9 +68,12 @@ def folder_parts(folder: str | os.PathLike[str]) -> list[Part]:
     import dask
 
     path = Path(folder)
-    if not path.is_dir():
-        raise InputError(f"Data folder {str(path)!r} does not exist.")
-    files = _files(path)
+    if path.is_file() and path.suffix.lower() in _PARQUET + _CSV:
+        files = [path]
+    elif path.is_dir():
+        files = _files(path)
+    else:
+        raise InputError(f"Data {str(path)!r} is neither a folder nor a Parquet/CSV file.")
     counts: dict[Path, list[tuple[int | None, int]]] = {}
     csv = [f for f in files if f.suffix.lower() in _CSV]
     for f in files:

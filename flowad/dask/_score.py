@@ -144,9 +144,9 @@ def score(
     model : path-like or fitted detector
         A model file (its bytes are sent to the workers) or a detector (saved to bytes first).
     data : dask DataFrame, dask Array or path-like
-        A Dask DataFrame (its index is kept), a 2-D Dask Array (rows indexed by position) or a
-        folder of Parquet/CSV files (rows indexed by their row number in the folder: files in
-        name order, Parquet row groups as partitions).
+        A Dask DataFrame (its index is kept), a 2-D Dask Array (rows indexed by position), or a
+        folder of Parquet/CSV files or one such file (rows indexed by their row number in the
+        folder: files in name order, Parquet row groups and CSV files as partitions).
     columns : list of str, optional
         Feature columns (default: the model's own feature names).
     id_column : str, optional
@@ -176,7 +176,7 @@ def score(
         divisions = [p.offset for p in parts] + [parts[-1].offset + parts[-1].rows - 1]
         return dd.from_delayed(tasks, meta=_meta(_folder_id_dtype(parts, id_column)), divisions=divisions, verify_meta=False)
     if isinstance(data, (str, os.PathLike)):
-        raise InputError(f"{str(data)!r} is not a folder; score a single file with flowad.load(model).score_samples.")
+        raise InputError(f"{str(data)!r} is neither a folder nor a Parquet/CSV file.")
     frame = _as_frame(data, det)
     if not isinstance(frame, dd.DataFrame):
         raise InputError(f"data must be a Dask DataFrame, a Dask Array or a folder, got {type(data).__name__}.")

@@ -254,10 +254,12 @@ def test_cli_bad_partition_is_one_line_or_skipped(models, folder, client, tmp_pa
     assert "2 bad partition(s) skipped" in out and "flowad: warning: skipped partition" in out
 
 
-def test_cli_default_local_cluster(models, folder, tmp_path) -> None:
-    code, out = run("score", models["nvp"], folder[0], "-o", tmp_path / "scores", "--dask", "--workers", "1", "-q")
+def test_cli_default_local_cluster_and_a_single_file(models, folder, tmp_path) -> None:
+    code, out = run("score", models["nvp"], folder[0] / "p1.parquet", "-o", tmp_path / "scores", "--dask", "--workers", "1", "-q")
     assert code == 0, out
-    assert len(pd.read_parquet(tmp_path / "scores")) == len(folder[1])
+    back = pd.read_parquet(tmp_path / "scores")
+    np.testing.assert_allclose(back["log_density"], load(models["nvp"]).score_samples(folder[1][COLS][700:1400]), rtol=1e-6)
+    assert back["id"].tolist() == list(range(700))
 
 
 # ------------------------------------------------------------------------- a lost worker
