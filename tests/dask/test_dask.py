@@ -198,7 +198,7 @@ def test_distributed_adaptation_equals_one_process(models, folder, client, split
     dist = fdask.adapt(models["ada"], path, domain="east", client=client, split_every=split_every)
     assert dist.domains_ == one.domains_ and dist.domain_counts_ == one.domain_counts_
     for a, b in zip(_stats(dist, "east"), _stats(one, "east"), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(a, b, rtol=1e-6)
     np.testing.assert_allclose(dist.thresholds_["east"], one.thresholds_["east"], rtol=1e-6)
     np.testing.assert_allclose(dist.score_samples(full[COLS][:50], domain="east"), one.score_samples(full[COLS][:50], domain="east"), rtol=1e-6)
 
@@ -209,7 +209,7 @@ def test_distributed_adaptation_replaces_a_known_domain(models, client) -> None:
     ddf = dd.concat([dd.from_pandas(df.iloc[:0], npartitions=1), dd.from_pandas(df, npartitions=3)])  # partition 0 is empty
     dist = fdask.adapt(load(models["ada"]), ddf, domain="north", client=client)
     for a, b in zip(_stats(dist, "north"), _stats(one, "north"), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(a, b, rtol=1e-6)
     assert dist.domains_ == ["north", "south"] and dist.domain_counts_["north"] == 800
 
 
@@ -241,7 +241,7 @@ def test_cli_score_and_adapt_on_a_folder_through_a_scheduler(models, folder, cli
     assert "Adapted domain 'west' on 2500 rows" in out
     one = load(models["ada"]).adapt(full[COLS], domain="west", chunk_size=100_000)
     for a, b in zip(_stats(load(target), "west"), _stats(one, "west"), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
 def test_cli_bad_partition_is_one_line_or_skipped(models, folder, client, tmp_path) -> None:
