@@ -22,3 +22,4 @@ from flowad_bench.cli import adaptation  # noqa: E402,F401
 from flowad_bench.cli import vibration  # noqa: E402,F401
 from flowad_bench.cli import sound  # noqa: E402,F401
 from flowad_bench.cli import audio_features  # noqa: E402,F401
+from flowad_bench.cli import scaleout  # noqa: E402,F401
