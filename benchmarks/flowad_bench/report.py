@@ -1,13 +1,13 @@
 """Tables and plots of benchmark results: mean ± std over seeds, average ranks, published numbers.
 
-Published numbers are read from ``flowad/bench/data/robustrealnvp_published.csv`` (the one
-place they are typed, with their source) and always labelled "published" in the output.
+Published numbers are read through :mod:`flowad_bench.published` from
+``benchmarks/flowad_bench/data/robustrealnvp_published.csv`` (the one place they are typed, with
+their source) and always labelled "published" in the output.
 """
 
 from __future__ import annotations
 
 import os
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,6 @@ import pandas as pd
 from flowad_bench import published
 
 __all__ = [
-    "PUBLISHED_FILE",
     "published_auc",
     "study_mean_datasets",
     "load_results",
@@ -28,8 +27,6 @@ __all__ = [
     "frame_to_markdown",
 ]
 
-#: Resource name of the study's published AUCs inside ``flowad_bench``.
-PUBLISHED_FILE = "data/robustrealnvp_published.csv"
 #: Published column -> the method of ours it sits beside.
 PUBLISHED_FOR = {"RobustRealNVP": "RobustRealNVP", "RealNVP": "RealNVP", "IForest": "IForest"}
 _NUMERIC = ("auc", "ap", "fit_seconds", "score_seconds", "n_params", "seed")
@@ -48,10 +45,8 @@ def published_auc() -> pd.DataFrame:
 
 def study_mean_datasets() -> list[str]:
     """The datasets over which the study averages its published AUCs (its "mean of these 15")."""
-    text = resources.files("flowad_bench").joinpath(PUBLISHED_FILE).read_text()
-    lines = [ln.split(",") for ln in text.splitlines() if ln and not ln.startswith("#")]
-    col = lines[0].index("in_study_mean")
-    return [row[0] for row in lines[1:] if row[col].strip() == "1"]
+    t = published.published_table(published.ROBUSTREALNVP)
+    return t.loc[t["in_study_mean"] == 1, "dataset"].tolist()
 
 
 def published_source() -> str:
