@@ -6,7 +6,7 @@ anomalous), ``score_samples`` the log-density (higher = more normal), ``predict`
 """
 
 from flowad._version import __version__
-from flowad.detectors import AdaFlow, RealNVP, RobustRealNVP, TrimRealNVP, load
+from flowad.detectors import AdaFlow, ImageAdaFlow, RealNVP, RobustRealNVP, TrimRealNVP, load
 from flowad.exceptions import (
     FlowadError,
     InputError,
@@ -21,6 +21,7 @@ from flowad.exceptions import (
 __all__ = [
     "AdaFlow",
     "FlowadError",
+    "ImageAdaFlow",
     "InputError",
     "InverseUnavailableError",
     "ModelFileError",

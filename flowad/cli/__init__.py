@@ -26,6 +26,7 @@ from flowad.cli import _demo  # noqa: E402,F401
 from flowad.cli import _model  # noqa: E402,F401
 from flowad.cli import _deploy  # noqa: E402,F401
 from flowad.cli import _sound  # noqa: E402,F401
+from flowad.cli import _image  # noqa: E402,F401
 from flowad.cli import _plugins  # noqa: E402,F401  (last: plugin groups after the built-in commands)
 
 

@@ -1,6 +1,7 @@
 """scikit-learn style anomaly detectors built on flows.
 
-The product's detectors are the RealNVP family and :class:`AdaFlow` (exported by ``flowad``);
+The product's detectors are the RealNVP family, :class:`AdaFlow` and the image flow
+:class:`ImageAdaFlow` (exported by ``flowad``);
 :class:`BatchNormFlow` is AdaFlow's no-adaptation / fine-tuning baseline, kept here for
 comparisons. Model files are read and written by :mod:`flowad.io.persistence`.
 """
@@ -8,6 +9,7 @@ comparisons. Model files are read and written by :mod:`flowad.io.persistence`.
 from flowad.detectors._adaflow import AdaFlow
 from flowad.detectors._base import DETECTOR_REGISTRY, BaseFlowDetector
 from flowad.detectors._batchnorm_flow import BatchNormFlow
+from flowad.detectors._image import ImageAdaFlow
 from flowad.detectors._realnvp import RealNVP, RobustRealNVP, TrimRealNVP
 
 __all__ = [
@@ -15,6 +17,7 @@ __all__ = [
     "AdaFlow",
     "BaseFlowDetector",
     "BatchNormFlow",
+    "ImageAdaFlow",
     "RealNVP",
     "RobustRealNVP",
     "TrimRealNVP",

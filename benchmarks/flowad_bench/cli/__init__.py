@@ -23,3 +23,4 @@ from flowad_bench.cli import vibration  # noqa: E402,F401
 from flowad_bench.cli import sound  # noqa: E402,F401
 from flowad_bench.cli import audio_features  # noqa: E402,F401
 from flowad_bench.cli import scaleout  # noqa: E402,F401
+from flowad_bench.cli import images  # noqa: E402,F401
