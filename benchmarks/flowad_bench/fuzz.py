@@ -274,10 +274,11 @@ def _close(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def _perturbed(X: Any, dtype: str, seed: int) -> np.ndarray | None:
-    """``X`` moved by rounding-level noise (a unit roundoff of the model's dtype relative, plus
+    """Numeric ``X`` moved by rounding-level noise (a unit roundoff of the model's dtype relative, plus
     the smallest normal float64 absolute, as flush-to-zero would), or None for non-arrays."""
-    if not isinstance(X, np.ndarray) or X.dtype.kind != "f" or X.ndim != 2:
+    if not isinstance(X, np.ndarray) or X.dtype.kind not in "biuf" or X.ndim != 2:
         return None
+    X = X.astype(np.float64)  # integer and boolean rows are perturbed as the floats flowad reads
     u = float(np.finfo(np.float32 if dtype == "float32" else np.float64).eps)
     noise = np.random.default_rng(seed).standard_normal(X.shape)
     with np.errstate(all="ignore"):
