@@ -166,18 +166,30 @@ def sn_ablation(
 @user_errors
 def embeddings(
     data: Path = typer.Option(
-        ..., "--data", "-d", help="Folder of embedding .npz files (X: features, y: integer class labels)."
+        ..., "--data", "-d",
+        help="Folder of embedding .npz files: X and integer class labels y, or ADBench one-class files "
+        "<name>_<k>.npz (y 0/1; the normal rows are class k; files sharing <name> are pooled).",
     ),
     out: Path = _OUT,
     methods: str = typer.Option(
-        "RealNVP,TrimRealNVP,RobustRealNVP,IForest", "--methods", "-m", help="Methods or groups."
+        "RealNVP,TrimRealNVP,RobustRealNVP,IForest", "--methods", "-m", help="Methods or groups of the table."
     ),
     modes: str = typer.Option(
         "u,c", "--modes", help="'u': contamination uniform over other classes; 'c': from one other class."
     ),
     classes: str = typer.Option(None, "--classes", help="Comma-separated normal classes (default: all)."),
-    max_train: int = typer.Option(None, "--max-train", help="Cap on training normals per task."),
+    max_train: int = typer.Option(None, "--max-train", help="Cap on the training pool of normals per task."),
     pca_dim: int = typer.Option(128, "--pca-dim", help="PCA dimension (fitted on the training set)."),
+    trim_ratios: str = typer.Option(
+        "", "--trim-ratios", help="Trim-ratio study: RobustRealNVP's trim ratios at true contamination 0.1 (-u)."
+    ),
+    contaminations: str = typer.Option(
+        "", "--contaminations", help="Contamination study: true training contaminations (-u), e.g. 0.1,0.2,0.3,0.4."
+    ),
+    sensitivity_methods: str = typer.Option(
+        "RobustRealNVP,RealNVP,TrimRealNVP,IForest", "--sensitivity-methods", help="Methods of the contamination study."
+    ),
+    sensitivity_seeds: int = typer.Option(None, "--sensitivity-seeds", help="Seeds of the two studies (default: --seeds)."),
     seeds: int = _SEEDS,
     jobs: int = _JOBS,
     quick: bool = typer.Option(
@@ -186,7 +198,8 @@ def embeddings(
     no_progress: bool = _NO_PROGRESS,
 ) -> None:
     """The image-embedding protocol: one class normal, training contamination 0.1 (-u uniform or
-    -c single other class), PCA to 128, balanced test set."""
+    -c single other class), PCA to 128 fitted on the training rows, balanced test set; optionally
+    the trim-ratio and contamination studies (levels reached without repeating an anomaly row)."""
     from flowad_bench.embeddings import run_embeddings
 
     try:
@@ -194,4 +207,6 @@ def embeddings(
     except ValueError:
         raise InputError(f"--classes must be comma-separated integers, got {classes!r}.") from None
     _run(run_embeddings, "embeddings", no_progress, data, out, methods=methods, modes=_split(modes) or [],
-         classes=class_list, seeds=seeds, max_train=max_train, pca_dim=pca_dim, jobs=jobs, quick=quick)
+         classes=class_list, seeds=seeds, max_train=max_train, pca_dim=pca_dim,
+         trim_ratios=_floats(trim_ratios, "--trim-ratios"), contaminations=_floats(contaminations, "--contaminations"),
+         sensitivity_methods=sensitivity_methods, sensitivity_seeds=sensitivity_seeds, jobs=jobs, quick=quick)
