@@ -23,6 +23,11 @@ KNOWN_ELSEWHERE: dict[str, str] = {
         "raises a plain ValueError (flowad.flows.adaflow.update_statistics / DomainDetector.adapt should "
         "raise NonFiniteError naming the domain, as OnnxScorer.adapt does)"
     ),
+    "runtime_warning": (
+        "a row whose standardized value overflows float64 makes Standardization.transform "
+        "(flowad/preprocessing.py) warn 'overflow encountered in divide'; compute it under "
+        "np.errstate(over='ignore') and let the non-finite checks decide"
+    ),
 }
 
 
