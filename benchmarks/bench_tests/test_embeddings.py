@@ -134,3 +134,7 @@ def test_cli_runs_the_table_and_both_studies(tmp_path: Path, rng: np.random.Gene
     assert (out / "contamination.png").exists() and (out / "embeddings.png").exists()
     again = CliRunner().invoke(app, args)
     assert "0 run(s) done, 18 resumed" in again.output
+    report = CliRunner().invoke(app, [*args[:-1], "--seeds", "2", "--report-only", "--no-progress"])
+    assert report.exit_code == 0, report.output
+    assert "0 run(s) done" in report.output and len(pd.read_csv(out / "results.csv")) == 18  # nothing ran
+    assert "PARTIAL: 18 of 36 runs have no result yet." in (out / "table.md").read_text()

@@ -510,6 +510,7 @@ def run_embeddings(
     sensitivity_seeds: int | None = None,
     jobs: int = 1,
     quick: bool = False,
+    report_only: bool = False,
     progress: bool = True,
     command: str = "",
 ) -> BenchRun:
@@ -539,6 +540,9 @@ def run_embeddings(
     jobs, quick, progress, command
         As in :func:`flowad_bench.odds.run_odds`; ``quick`` uses one seed, the first two
         classes and at most 500 training normals.
+    report_only : bool, default=False
+        Run nothing: write the table and plots from the rows of these tasks already in
+        ``out/results.csv`` (a partial run's report; missing rows are listed as PARTIAL).
 
     Returns
     -------
@@ -566,10 +570,13 @@ def run_embeddings(
         sources, names, modes=modes, classes=classes, seeds=n_seeds, trim_ratios=trims, contaminations=levels,
         sensitivity_methods=sens_names, sensitivity_seeds=n_sens, quick=quick, pca_dim=pca_dim, max_train=max_train,
     )
-    run, frame = run_and_load(
-        tasks, run_embedding_task, out, fields=EMBEDDING_FIELDS, skipped=skipped, table="table.md",
-        plot="embeddings.png", jobs=jobs, progress=progress, desc="embeddings",
-    )
+    if report_only:
+        run, frame = _load_only(tasks, out, skipped)
+    else:
+        run, frame = run_and_load(
+            tasks, run_embedding_task, out, fields=EMBEDDING_FIELDS, skipped=skipped, table="table.md",
+            plot="embeddings.png", jobs=jobs, progress=progress, desc="embeddings",
+        )
     quick_note = "QUICK mode: one seed, two normal classes, at most 500 training normals, reduced epochs."
     notes = run_notes(run, len(tasks), len(frame), quick_note if quick else None)
     if not frame.empty:
@@ -589,6 +596,23 @@ def run_embeddings(
                        factor="true training contamination", methods=sens_names,
                        title="AUC vs true contamination (trimmed flows trim the true level)")
     return run
+
+
+def _load_only(
+    tasks: Sequence[EmbeddingTask], out: str | os.PathLike[str], skipped: list[SkippedFile]
+) -> tuple[BenchRun, pd.DataFrame]:
+    """A :class:`BenchRun` that ran nothing, and the rows of ``tasks`` already in ``out/results.csv``."""
+    from flowad_bench.record import output_folder
+    from flowad_bench.report import load_results
+    from flowad_bench.runner import RunSummary
+
+    folder = output_folder(out)
+    csv_path = folder / "results.csv"
+    frame = load_results(csv_path) if csv_path.exists() else pd.DataFrame()
+    if not frame.empty:
+        frame = frame[frame["task_id"].isin({t.task_id for t in tasks})]
+    summary = RunSummary(len(tasks), len(frame), 0, [])
+    return BenchRun(summary, skipped, csv_path, folder / "table.md", folder / "embeddings.png"), frame
 
 
 def _task_columns(frame: pd.DataFrame, tasks: Sequence[EmbeddingTask]) -> dict[str, pd.Series]:

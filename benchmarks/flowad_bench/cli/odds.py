@@ -195,6 +195,9 @@ def embeddings(
     quick: bool = typer.Option(
         False, "--quick", help="One seed, two normal classes, at most 500 training normals, few epochs."
     ),
+    report_only: bool = typer.Option(
+        False, "--report-only", help="Run nothing: write table.md and plots from the rows already in results.csv."
+    ),
     no_progress: bool = _NO_PROGRESS,
 ) -> None:
     """The image-embedding protocol: one class normal, training contamination 0.1 (-u uniform or
@@ -209,4 +212,5 @@ def embeddings(
     _run(run_embeddings, "embeddings", no_progress, data, out, methods=methods, modes=_split(modes) or [],
          classes=class_list, seeds=seeds, max_train=max_train, pca_dim=pca_dim,
          trim_ratios=_floats(trim_ratios, "--trim-ratios"), contaminations=_floats(contaminations, "--contaminations"),
-         sensitivity_methods=sensitivity_methods, sensitivity_seeds=sensitivity_seeds, jobs=jobs, quick=quick)
+         sensitivity_methods=sensitivity_methods, sensitivity_seeds=sensitivity_seeds, jobs=jobs, quick=quick,
+         report_only=report_only)
