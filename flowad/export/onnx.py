@@ -11,10 +11,22 @@ the flow runs in the model's dtype and the standardization's log-det is added in
 ``var_j`` (each of shape ``(D,)``) for every AdaBN layer ``j`` — a device selects a domain by
 feeding that domain's statistics, and adapts to a new domain by feeding new ones.
 
+AdaFlow's per-domain mixture (``adapted_density="mixture"``) is four more graph inputs after
+the AdaBN statistics: ``gauss_mean`` ``(D,)``, ``gauss_factor`` ``(D, D)``, ``gauss_const``
+``(1,)`` and ``mix_weight`` ``(1,)``; the graph adds, in float64,
+``log(w p_flow + (1 - w) p_gauss)`` with ``log p_gauss = gauss_const - |gauss_factor (u -
+gauss_mean)|^2 / 2`` (``u`` the standardized input, or the latent plus the flow's log-det
+for ``gaussian_space="latent"``). A domain without a Gaussian is fed ``mix_weight = 1``.
+
 ``<name>.stats.onnx`` (AdaFlow only) — the **statistics graph**: input ``x`` (the new
 domain's normal rows, raw features, float64) and outputs ``mean_j``, ``var_j`` of every AdaBN layer,
 layer ``j`` computed on inputs already normalized with the new statistics of layers ``< j``.
-This equals :meth:`flowad.detectors.AdaFlow.adapt` on the same rows (one whole batch).
+This equals :meth:`flowad.detectors.AdaFlow.adapt` on the same rows (one whole batch) for the
+flow's statistics. The mixture's Gaussian needs a Cholesky factorization and its weight a
+cross-validation, which ONNX operators do not offer: the statistics graph returns the
+flow-only inputs (``mix_weight = 1``), so a domain adapted on a device is scored by the flow
+alone (the sidecar says so in ``mixture.device_adapt``); adapt in Python and ship the
+domain's inputs from the sidecar to get the mixture there.
 
 A JSON sidecar ``<name>.json`` holds what a device needs besides the graphs: feature names,
 domains with their statistics and thresholds (or the single threshold), and ``input_checks``:
@@ -199,16 +211,23 @@ class _Graph(nn.Module):
             lowered = [_frozen(layer) for layer in layers]
         self.layers = nn.ModuleList(lowered)
         self.n_adabn = sum(isinstance(layer, _FrozenAdaBN) for layer in self.layers)
+        self.mixture = _has_mixture(det)
+        self.latent = self.mixture and det.gaussian_space == "latent"
+        self.features = int(keep.sum())
 
     def standardize(self, x: Tensor) -> Tensor:
+        return self.standardize64(x).to(self.dtype)
+
+    def standardize64(self, x: Tensor) -> Tensor:
         if self.select:
             x = x.index_select(1, self.keep)
-        return ((x - self.mean) / self.scale).to(self.dtype)
+        return (x - self.mean) / self.scale
 
 
 class _ScoringGraph(_Graph):
     def forward(self, x: Tensor, *stats: Tensor) -> tuple[Tensor, Tensor]:
-        h = self.standardize(x)
+        u64 = self.standardize64(x)
+        h = u64.to(self.dtype)
         log_density = None
         j = 0
         for layer in self.layers:
@@ -220,8 +239,19 @@ class _ScoringGraph(_Graph):
             if not isinstance(layer, Permutation):  # log|det| = 0: no zeros and sums in the graph
                 log_density = ld if log_density is None else log_density + ld
         base = standard_normal_log_prob(h)
-        log_density = base if log_density is None else base + log_density
-        log_density = log_density.double() + self.offset  # the offset in float64, as PyTorch adds it
+        log_flow = base if log_density is None else base + log_density
+        if self.mixture:
+            mean, factor, const, weight = (t.double() for t in stats[2 * self.n_adabn : 2 * self.n_adabn + 4])
+            rows = h.double() if self.latent else u64
+            y = nn.functional.linear(rows - mean, factor)
+            log_gauss = const - 0.5 * y.square().sum(dim=1)
+            if self.latent and log_density is not None:
+                log_gauss = log_gauss + log_density.double()
+            a = torch.log(weight) + log_flow.double()
+            b = torch.log1p(-weight) + log_gauss
+            m = torch.maximum(a, b)
+            log_flow = m + torch.log(torch.exp(a - m) + torch.exp(b - m))
+        log_density = log_flow.double() + self.offset  # the offset in float64, as PyTorch adds it
         return -log_density, log_density
 
 
@@ -237,11 +267,32 @@ class _StatisticsGraph(_Graph):
                 h, _ = layer.forward_with_statistics(h, mean, var)
             else:
                 h, _ = layer(h)
+        if self.mixture:  # flow-only inputs (see the module docstring): no Cholesky in ONNX
+            d = self.features
+            one = h.new_ones(1)
+            out += [h.new_zeros(d) + 0.0 * h[0], torch.eye(d, dtype=h.dtype), 0.0 * one, one]
         return tuple(out)
 
 
-def _stat_names(n: int) -> list[str]:
-    return [name for j in range(n) for name in (f"mean_{j}", f"var_{j}")]
+#: The mixture's graph inputs, after the AdaBN statistics.
+MIXTURE_INPUTS = ("gauss_mean", "gauss_factor", "gauss_const", "mix_weight")
+
+
+def _has_mixture(det: Any) -> bool:
+    return getattr(det, "adapted_density", None) == "mixture" and hasattr(det, "_mix")
+
+
+def _stat_names(n: int, mixture: bool = False) -> list[str]:
+    return [name for j in range(n) for name in (f"mean_{j}", f"var_{j}")] + (list(MIXTURE_INPUTS) if mixture else [])
+
+
+def _mixture_inputs(det: Any, index: int, features: int) -> list[np.ndarray]:
+    """The mixture's graph inputs of domain ``index`` (flow only, weight 1, without a Gaussian)."""
+    mix = det._mix[index]
+    if mix is None:
+        return [np.zeros(features), np.eye(features), np.zeros(1), np.ones(1)]
+    g = mix.gaussian
+    return [g.mean.copy(), g.factor, np.array([g.const]), np.array([mix.weight])]
 
 
 def _shared_statistics(det: Any) -> bool:
@@ -253,8 +304,10 @@ def _shared_statistics(det: Any) -> bool:
 def _domain_stats(det: Any) -> dict[str, list[np.ndarray]]:
     layers = [m for m in _flat(det.flow_.bijection) if isinstance(m, AdaptiveBatchNorm)]
     shared = _shared_statistics(det)
+    features = int((~np.asarray(det.constant_features_)).sum())
     return {
         name: [t.detach().cpu().numpy() for layer in layers for t in layer.statistics(0 if shared else k)]
+        + (_mixture_inputs(det, k, features) if _has_mixture(det) else [])
         for k, name in enumerate(det.domains_)
     }
 
@@ -291,7 +344,7 @@ def export_onnx(det: Any, path: str | os.PathLike[str]) -> dict[str, Path]:
     d_in = int(det.n_features_in_)
     x = torch.zeros(3, d_in, dtype=torch.float64)
     domains = getattr(det, "domains_", None)
-    stats_names = _stat_names(scoring.n_adabn)
+    stats_names = _stat_names(scoring.n_adabn, scoring.mixture)
     stats_example: tuple[Tensor, ...] = ()
     if scoring.n_adabn:
         first = _domain_stats(det)[domains[0]]
@@ -332,6 +385,13 @@ def export_onnx(det: Any, path: str | os.PathLike[str]) -> dict[str, Path]:
         "adapt_statistics": bool(scoring.n_adabn) and not _shared_statistics(det),  # False: adapt keeps the statistics
         "input_checks": INPUT_CHECKS,  # what OnnxScorer (and any device) checks around the graphs
     }
+    if scoring.mixture:
+        meta["mixture"] = {
+            "inputs": list(MIXTURE_INPUTS),
+            "gaussian_space": det.gaussian_space,
+            "device_adapt": "flow only: the statistics graph returns mix_weight = 1 (no Cholesky in ONNX); "
+            "adapt in Python and copy the domain's statistics from this file for the mixture",
+        }
     if domains is not None:
         stats = _domain_stats(det) if scoring.n_adabn else {}
         meta["domains"] = {

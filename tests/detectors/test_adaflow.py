@@ -329,3 +329,87 @@ def test_sklearn_generic_estimator_checks(cls: type) -> None:
     """scikit-learn's generic checks that do not assume +-1 outlier labels (one domain)."""
     est = cls(epochs=2, dtype="float64", random_state=0, device="cpu")
     run_generic_checks(est)
+
+
+# ----------------------------------------------------------------------------- the mixture
+def test_every_domain_gets_a_mixture_weight_and_the_pure_flow_option_is_the_flow(det: AdaFlow, data: dict) -> None:
+    from flowad.flows.moments import WEIGHT_GRID
+
+    det.adapt(data["c"], domain="c")
+    weights = det.mixture_weights_
+    assert list(weights) == ["a", "b", "c"] and all(w in WEIGHT_GRID for w in weights.values())
+    X = np.vstack([data["a"], data["b"]])
+    flow = AdaFlow(epochs=3, batch_size=64, dtype="float64", device="cpu", random_state=0, adapted_density="flow")
+    flow.fit(X, domains=["a"] * 150 + ["b"] * 150).adapt(data["c"], domain="c")
+    assert flow.mixture_weights_ == {"a": None, "b": None, "c": None}
+    # the same flow is trained either way; "flow" scores are the flow's log-density, as before the mixture
+    for p, q in zip(det.flow_.state_dict().values(), flow.flow_.state_dict().values(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    for name in ("a", "b", "c"):
+        k = flow.domains_.index(name)
+        with torch.no_grad():
+            Z = flow._standardize(data["c_test"])
+            ref = flow.flow_.log_prob(Z, torch.full((Z.shape[0],), k)).double().numpy() + flow._score_offset
+        np.testing.assert_array_equal(flow.score_samples(data["c_test"], domain=name), ref)
+    # the mixture scores differ from the flow's where w < 1
+    assert not np.allclose(det.score_samples(data["c_test"], domain="c"), flow.score_samples(data["c_test"], domain="c"))
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 9, 10])
+def test_adapting_on_a_handful_of_rows_is_deterministic_and_keeps_w_at_one_half_below_ten(det: AdaFlow, data: dict, n: int) -> None:
+    with pytest.warns(UserWarning, match="only"):
+        det.adapt(data["c"][:n], domain="tiny")
+    first = det.mixture_weights_["tiny"]
+    with pytest.warns(UserWarning, match="only"):
+        det.adapt(data["c"][:n], domain="tiny")
+    assert det.mixture_weights_["tiny"] == first
+    if n < 10:
+        assert first == 0.5
+    assert np.isfinite(det.decision_function(data["c_test"], domain="tiny")).all()
+
+
+def test_streamed_mixture_equals_in_memory(det: AdaFlow, data: dict) -> None:
+    other = copy.deepcopy(det)
+    det.adapt(data["c"], domain="c")
+    other.adapt(lambda: iter(np.array_split(data["c"], 7)), domain="c")
+    assert other.mixture_weights_["c"] == det.mixture_weights_["c"]
+    np.testing.assert_allclose(other._mix[2].moments.comoment, det._mix[2].moments.comoment, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(other.decision_function(data["c_test"], domain="c"), det.decision_function(data["c_test"], domain="c"), rtol=1e-6)
+
+
+def test_failed_adaptation_restores_the_mixture(det: AdaFlow, data: dict) -> None:
+    det.adapt(data["c"], domain="c")
+    before = det.decision_function(data["c_test"], domain="c")
+
+    def broken():
+        yield data["c"][:50]
+        raise RuntimeError("disk gone")
+
+    with pytest.raises(RuntimeError, match="disk gone"):
+        det.adapt(broken, domain="c")
+    np.testing.assert_array_equal(det.decision_function(data["c_test"], domain="c"), before)
+
+
+def test_model_files_keep_the_mixture_and_old_files_score_by_the_flow(det: AdaFlow, data: dict, tmp_path) -> None:
+    from flowad.io.model_file import read_model_file, write_model_file
+
+    det.adapt(data["c"], domain="c")
+    det.save(tmp_path / "m.flowad")
+    back = flowad.load(tmp_path / "m.flowad")
+    assert back.mixture_weights_ == det.mixture_weights_
+    np.testing.assert_array_equal(back.decision_function(data["c_test"], domain="c"), det.decision_function(data["c_test"], domain="c"))
+    # a file written before the mixture (no mixture tensors, no format field) loads and scores by the flow
+    tensors, manifest = read_model_file(tmp_path / "m.flowad")
+    old = {k: v for k, v in tensors.items() if not k.startswith("domains.mixture.")}
+    write_model_file(tmp_path / "old.flowad", old, {k: v for k, v in manifest.items() if k != "mixture_format"})
+    legacy = flowad.load(tmp_path / "old.flowad")
+    assert legacy.mixture_weights_ == {"a": None, "b": None, "c": None}
+    k = legacy.domains_.index("c")
+    with torch.no_grad():
+        Z = legacy._standardize(data["c_test"])
+        ref = legacy.flow_.log_prob(Z, torch.full((Z.shape[0],), k)).double().numpy() + legacy._score_offset
+    np.testing.assert_allclose(legacy.score_samples(data["c_test"], domain="c"), ref, rtol=1e-12)
+    # a file from a newer format is refused with its version
+    write_model_file(tmp_path / "new.flowad", tensors, {**manifest, "mixture_format": 7})
+    with pytest.raises(flowad.ModelFileError, match="format 7"):
+        flowad.load(tmp_path / "new.flowad")

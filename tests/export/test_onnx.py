@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -68,10 +69,19 @@ def test_adaflow_parity_per_domain_and_adaptation_through_onnx(domains_data: tup
     scorer = OnnxScorer(files["scoring"])
     for name in ("a", "b", "c"):
         np.testing.assert_allclose(scorer.decision_function(X, name), det.decision_function(X, domain=name), rtol=1e-4, atol=1e-4)
-    # adapting on the device (statistics graph) == adapt in PyTorch
+    # a domain adapted in PyTorch and shipped through the sidecar: its mixture inputs give the same scores
     det.adapt(X_new, domain="site-7")
+    export_onnx(det, tmp_path / "ada2.onnx")
+    np.testing.assert_allclose(OnnxScorer(tmp_path / "ada2.onnx").decision_function(X_new, "site-7"),
+                               det.decision_function(X_new, domain="site-7"), rtol=1e-4, atol=1e-4)
+    # adapting on the device (statistics graph) == adapt in PyTorch of the flow alone (no Cholesky in ONNX)
+    flow_only = AdaFlow(epochs=3, n_couplings=n_couplings, hidden=(16,), dtype=dtype, random_state=0,
+                        adapted_density="flow").fit(X, domains=dom)
+    flow_only.adapt(X_new, domain="site-7")
     scorer.adapt(X_new, "site-7")
-    np.testing.assert_allclose(scorer.decision_function(X_new, "site-7"), det.decision_function(X_new, domain="site-7"), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(scorer.decision_function(X_new, "site-7"), flow_only.decision_function(X_new, domain="site-7"),
+                               rtol=1e-4, atol=1e-4)
+    assert json.loads(files["metadata"].read_text())["mixture"]["inputs"] == ["gauss_mean", "gauss_factor", "gauss_const", "mix_weight"]
     with pytest.raises(UnknownDomainError, match="Unknown domain 'nowhere'"):
         scorer.decision_function(X, "nowhere")
     # rows are scored in bounded chunks; chunking does not change a score

@@ -1,0 +1,392 @@
+"""Streaming, exactly mergeable moments of rows, shrinkage covariances and the Gaussian built on them.
+
+:class:`CoMoments` holds, in float64, the count ``n``, mean ``m`` and co-moment matrix
+``C = sum_i (x_i - m)(x_i - m)^T`` of some rows, plus (for Ledoit–Wolf) ``s3 = sum_i |x_i - m|^2
+(x_i - m)`` and ``s4 = sum_i |x_i - m|^4``. Two sets of rows merge exactly (Chan, Golub and
+LeVeque, extended to the third and fourth terms), whatever the chunking: with
+``d = m_B - m_A`` and ``n = n_A + n_B``,
+
+.. math::
+    m = m_A + d\\,n_B/n, \\qquad C = C_A + C_B + d d^T n_A n_B / n,
+
+and ``s3``, ``s4`` of each part are first moved to the merged mean with the exact shift
+formulas of :meth:`CoMoments._shifted`.
+
+Shrinkage (both equal scikit-learn's estimators on the same rows, see the tests):
+
+* :func:`oas` — Chen et al.'s oracle approximating shrinkage; needs only ``n`` and ``C``, so it
+  also applies to a rescaled matrix (a correlation matrix), which :class:`ShrunkGaussian` uses;
+* :func:`ledoit_wolf` — Ledoit and Wolf's; needs ``s4`` as well, in the rows' own coordinates.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "DEFAULT_WEIGHT",
+    "MIN_SELECTION_ROWS",
+    "N_FOLDS",
+    "WEIGHT_GRID",
+    "CoMoments",
+    "DomainMixture",
+    "Selection",
+    "ShrunkGaussian",
+    "fit_mixture",
+    "fold_of",
+    "held_out_gaussian",
+    "ledoit_wolf",
+    "mixture_log_prob",
+    "oas",
+    "shrunk_covariance",
+]
+
+#: Floor of a per-feature variance of a domain (the input is already standardized to unit scale
+#: over the training domains): a feature constant in a domain keeps a finite scale.
+VAR_FLOOR = 1e-6
+
+
+@dataclass
+class CoMoments:
+    """Count, mean, co-moment matrix and the fourth-order terms of some ``(n, D)`` rows, in float64."""
+
+    count: int
+    mean: np.ndarray
+    comoment: np.ndarray
+    s3: np.ndarray
+    s4: float
+
+    @classmethod
+    def empty(cls, features: int) -> CoMoments:
+        d = int(features)
+        return cls(0, np.zeros(d), np.zeros((d, d)), np.zeros(d), 0.0)
+
+    @classmethod
+    def of(cls, x: np.ndarray) -> CoMoments:
+        """The moments of the rows of ``x`` (any float array of shape ``(n, D)``)."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2:
+            raise ValueError(f"rows must be a 2-D array, got shape {x.shape}.")
+        if x.shape[0] == 0:
+            return cls.empty(x.shape[1])
+        mean = x.mean(axis=0)
+        y = x - mean
+        sq = np.einsum("ij,ij->i", y, y)
+        return cls(int(x.shape[0]), mean, y.T @ y, sq @ y, float(sq @ sq))
+
+    @property
+    def features(self) -> int:
+        return int(self.mean.shape[0])
+
+    @property
+    def covariance(self) -> np.ndarray:
+        """Biased (maximum-likelihood) covariance ``C / n``."""
+        if self.count == 0:
+            raise ValueError("No rows were accumulated.")
+        return self.comoment / self.count
+
+    def _shifted(self, center: np.ndarray) -> tuple[np.ndarray, float]:
+        """``s3`` and ``s4`` of these rows about ``center`` instead of their mean."""
+        d = center - self.mean
+        cd = self.comoment @ d
+        tr = float(np.trace(self.comoment))
+        dd = float(d @ d)
+        n = self.count
+        s3 = self.s3 - d * tr - 2.0 * cd - n * dd * d
+        s4 = self.s4 - 4.0 * float(self.s3 @ d) + 4.0 * float(d @ cd) + 2.0 * dd * tr + n * dd * dd
+        return s3, s4
+
+    def merge(self, other: CoMoments) -> CoMoments:
+        """The moments of both sets of rows together (exact up to rounding)."""
+        if other.features != self.features:
+            raise ValueError(f"cannot merge moments of {self.features} and {other.features} features.")
+        if other.count == 0:
+            return self.copy()
+        if self.count == 0:
+            return other.copy()
+        n = self.count + other.count
+        d = other.mean - self.mean
+        mean = self.mean + d * (other.count / n)
+        comoment = self.comoment + other.comoment + np.outer(d, d) * (self.count * other.count / n)
+        a3, a4 = self._shifted(mean)
+        b3, b4 = other._shifted(mean)
+        return CoMoments(n, mean, comoment, a3 + b3, a4 + b4)
+
+    def update(self, x: np.ndarray) -> CoMoments:
+        """Merge the rows of ``x`` in place; returns self."""
+        merged = self.merge(CoMoments.of(x))
+        self.count, self.mean, self.comoment, self.s3, self.s4 = merged.count, merged.mean, merged.comoment, merged.s3, merged.s4
+        return self
+
+    def copy(self) -> CoMoments:
+        return CoMoments(self.count, self.mean.copy(), self.comoment.copy(), self.s3.copy(), float(self.s4))
+
+
+def shrunk_covariance(cov: np.ndarray, shrinkage: float) -> np.ndarray:
+    """``(1 - a) S + a (tr S / D) I``."""
+    d = cov.shape[0]
+    out = (1.0 - shrinkage) * cov
+    out.flat[:: d + 1] += shrinkage * float(np.trace(cov)) / d
+    return out
+
+
+def oas(cov: np.ndarray, count: int) -> tuple[np.ndarray, float]:
+    """Oracle approximating shrinkage of the biased covariance ``cov`` of ``count`` rows.
+
+    The formula of ``sklearn.covariance.oas``; returns ``(shrunk covariance, shrinkage)``.
+    """
+    d = cov.shape[0]
+    mu = float(np.trace(cov)) / d
+    alpha = float(np.mean(cov**2))
+    num = alpha + mu**2
+    den = (count + 1.0) * (alpha - mu**2 / d)
+    shrinkage = 1.0 if den == 0 else min(num / den, 1.0)
+    return shrunk_covariance(cov, shrinkage), shrinkage
+
+
+def ledoit_wolf(moments: CoMoments) -> tuple[np.ndarray, float]:
+    """Ledoit–Wolf shrinkage from the moments (the formula of ``sklearn.covariance.ledoit_wolf``).
+
+    Returns ``(shrunk covariance, shrinkage)``; needs ``s4``, so it holds in the coordinates the
+    rows were accumulated in.
+    """
+    n, d = moments.count, moments.features
+    if n == 0:
+        raise ValueError("No rows were accumulated.")
+    cov = moments.covariance
+    if d == 1:
+        return cov.copy(), 0.0
+    trace = float(np.trace(cov))
+    mu = trace / d
+    delta_ = float(np.sum(cov**2))
+    beta = (moments.s4 / n - delta_) / (d * n)
+    delta = (delta_ - 2.0 * mu * trace + d * mu**2) / d
+    beta = min(beta, delta)
+    shrinkage = 0.0 if beta == 0 else beta / delta
+    return shrunk_covariance(cov, shrinkage), shrinkage
+
+
+@dataclass
+class ShrunkGaussian:
+    """A full-covariance Gaussian from moments: per-feature scales from the rows' own variances,
+    the correlation matrix shrunk by :func:`oas`.
+
+    ``log_prob(x) = const - |L^{-1} ((x - mean) / s)|^2 / 2`` with ``L L^T`` the shrunk
+    correlation matrix and ``s`` the per-feature standard deviations (floored at
+    ``sqrt(VAR_FLOOR)``): the same Gaussian as standardizing with the rows' own mean and
+    standard deviation and fitting a shrinkage covariance there (what the target-only Gaussian
+    baseline does). :attr:`factor` is ``L^{-1} diag(1/s)``, for graphs without a triangular solve.
+    """
+
+    mean: np.ndarray
+    scale: np.ndarray
+    chol: np.ndarray
+    const: float
+    shrinkage: float
+
+    @classmethod
+    def fit(cls, moments: CoMoments) -> ShrunkGaussian:
+        return cls.from_comoment(moments.count, moments.mean, moments.comoment)
+
+    @classmethod
+    def from_comoment(cls, count: int, mean: np.ndarray, comoment: np.ndarray) -> ShrunkGaussian:
+        if count < 1:
+            raise ValueError("A Gaussian needs at least one row.")
+        cov = comoment / count
+        s = np.sqrt(np.maximum(np.diag(cov), VAR_FLOOR))
+        corr = cov / s[:, None]
+        corr /= s[None, :]
+        shrunk, a = oas(corr, count)
+        chol = _cholesky(shrunk)
+        d = mean.shape[0]
+        const = -float(np.log(s).sum()) - float(np.log(np.diag(chol)).sum()) - 0.5 * d * math.log(2.0 * math.pi)
+        return cls(np.array(mean, dtype=np.float64), s, chol, const, float(a))
+
+    def log_prob(self, x: np.ndarray) -> np.ndarray:
+        from scipy.linalg import solve_triangular
+
+        u = (np.asarray(x, dtype=np.float64) - self.mean) / self.scale
+        y = solve_triangular(self.chol, u.T, lower=True, check_finite=False)
+        return self.const - 0.5 * np.einsum("ij,ij->j", y, y)
+
+    @property
+    def factor(self) -> np.ndarray:
+        """``A = L^{-1} diag(1/s)``: ``log_prob(x) = const - |A (x - mean)|^2 / 2``."""
+        from scipy.linalg import solve_triangular
+
+        inv = solve_triangular(self.chol, np.eye(self.chol.shape[0]), lower=True, check_finite=False)
+        return inv / self.scale[None, :]
+
+
+def _cholesky(a: np.ndarray) -> np.ndarray:
+    """Cholesky factor, with a growing diagonal jitter if rounding made ``a`` indefinite."""
+    from scipy.linalg import LinAlgError, cholesky
+
+    jitter = 0.0
+    scale = float(np.mean(np.diag(a))) or 1.0
+    for _ in range(8):
+        try:
+            return cholesky(a if jitter == 0 else a + jitter * np.eye(a.shape[0]), lower=True, check_finite=False)
+        except LinAlgError:
+            jitter = scale * 1e-10 if jitter == 0 else 10 * jitter
+    raise np.linalg.LinAlgError("The shrunk covariance is not positive definite.")
+
+
+# ----------------------------------------------------------------------------------- mixture
+#: Candidate weights of the flow in ``w p_flow + (1 - w) p_gauss``.
+WEIGHT_GRID = np.round(np.linspace(0.0, 1.0, 21), 10)
+#: The weight used until the cross-validation has enough rows, and the one the selection
+#: leans to when the data cannot tell the candidates apart (one-standard-error rule).
+DEFAULT_WEIGHT = 0.5
+#: Fewer cross-validated rows than this: the weight is DEFAULT_WEIGHT, whatever they say.
+MIN_SELECTION_ROWS = 10
+#: Folds of the cross-validation of an in-memory batch (rows ``i`` with ``i % N_FOLDS == f``
+#: form fold ``f``: deterministic, no random state).
+N_FOLDS = 5
+
+
+def mixture_log_prob(log_flow: np.ndarray, log_gauss: np.ndarray, weight: float) -> np.ndarray:
+    """``log(w exp(log_flow) + (1 - w) exp(log_gauss))``, exact at ``w`` = 0 and 1."""
+    log_flow = np.asarray(log_flow, dtype=np.float64)
+    if weight >= 1.0:
+        return log_flow.copy()
+    log_gauss = np.asarray(log_gauss, dtype=np.float64)
+    if weight <= 0.0:
+        return log_gauss.copy()
+    return np.logaddexp(math.log(weight) + log_flow, math.log1p(-weight) + log_gauss)
+
+
+def _relative_log_likelihoods(log_flow: np.ndarray, log_gauss: np.ndarray) -> np.ndarray:
+    """Per row and candidate weight: the mixture's log-likelihood minus that at DEFAULT_WEIGHT
+    (bounded for inner weights, so sums of squares keep their precision)."""
+    ref = mixture_log_prob(log_flow, log_gauss, DEFAULT_WEIGHT)
+    return np.stack([mixture_log_prob(log_flow, log_gauss, float(w)) - ref for w in WEIGHT_GRID], axis=1)
+
+
+@dataclass
+class Selection:
+    """Mergeable sums of the held-out log-likelihoods of the candidate weights.
+
+    ``count`` rows; ``sums[g] = sum_i r_i(w_g)`` and ``cross[g, h] = sum_i r_i(w_g) r_i(w_h)``
+    with ``r_i(w)`` row ``i``'s held-out mixture log-likelihood relative to ``w = 0.5``.
+    """
+
+    count: int
+    sums: np.ndarray
+    cross: np.ndarray
+
+    @classmethod
+    def empty(cls) -> Selection:
+        g = WEIGHT_GRID.size
+        return cls(0, np.zeros(g), np.zeros((g, g)))
+
+    def add(self, log_flow: np.ndarray, log_gauss_held_out: np.ndarray) -> Selection:
+        r = _relative_log_likelihoods(log_flow, log_gauss_held_out)
+        return Selection(self.count + r.shape[0], self.sums + r.sum(axis=0), self.cross + r.T @ r)
+
+    def copy(self) -> Selection:
+        return Selection(self.count, self.sums.copy(), self.cross.copy())
+
+    def weight(self) -> float:
+        """The selected weight: DEFAULT_WEIGHT below MIN_SELECTION_ROWS rows; otherwise, among the
+        weights whose mean held-out log-likelihood is within one standard error (of the per-row
+        difference) of the best one, the closest to DEFAULT_WEIGHT (ties: the higher likelihood,
+        then the smaller weight)."""
+        n = self.count
+        if n < MIN_SELECTION_ROWS:
+            return DEFAULT_WEIGHT
+        mean = self.sums / n
+        best = int(np.argmax(mean))
+        second = self.cross / n
+        diff_var = np.diag(second) - 2.0 * second[:, best] + second[best, best] - (mean - mean[best]) ** 2
+        se = np.sqrt(np.maximum(diff_var, 0.0) / n)
+        ok = np.flatnonzero(mean >= mean[best] - se)
+        distance = np.abs(WEIGHT_GRID[ok] - DEFAULT_WEIGHT)
+        order = np.lexsort((WEIGHT_GRID[ok], -mean[ok], np.round(distance, 9)))
+        return float(WEIGHT_GRID[ok[order[0]]])
+
+
+@dataclass
+class DomainMixture:
+    """A domain's Gaussian part and mixing weight: the moments of its rows (in the space the
+    Gaussian lives in), the selection sums, the chosen weight and the Gaussian fitted on all rows."""
+
+    moments: CoMoments
+    selection: Selection
+    weight: float
+    gaussian: ShrunkGaussian
+
+    @classmethod
+    def build(cls, moments: CoMoments, selection: Selection) -> DomainMixture:
+        return cls(moments, selection, selection.weight(), ShrunkGaussian.fit(moments))
+
+    def copy(self) -> DomainMixture:
+        return DomainMixture(self.moments.copy(), self.selection.copy(), self.weight, self.gaussian)
+
+
+def held_out_gaussian(total: CoMoments, part: CoMoments) -> ShrunkGaussian:
+    """The Gaussian of the rows of ``total`` that are not in ``part`` (exact downdate of the
+    count, mean and co-moment; the fourth-order terms are not needed by OAS)."""
+    n = total.count - part.count
+    if n < 1:
+        raise ValueError("Nothing is left once the part is held out.")
+    mean = (total.mean * total.count - part.mean * part.count) / n
+    d = part.mean - mean
+    comoment = total.comoment - part.comoment - np.outer(d, d) * (n * part.count / total.count)
+    return ShrunkGaussian.from_comoment(n, mean, comoment)
+
+
+def fold_of(positions: np.ndarray, count: int) -> np.ndarray:
+    """Fold of each row position of a batch of ``count`` rows (``min(N_FOLDS, count)`` folds)."""
+    return positions % max(1, min(N_FOLDS, count))
+
+
+def fit_mixture(rows: np.ndarray, log_flow: np.ndarray, extra: np.ndarray | float = 0.0,
+                prior: DomainMixture | None = None) -> tuple[DomainMixture, np.ndarray]:
+    """Add a batch of a domain's rows to its mixture; return it and the rows' mixture log-densities.
+
+    Parameters
+    ----------
+    rows : ndarray of shape (n, D)
+        The rows in the Gaussian's space (the standardized input, or the flow's latent).
+    log_flow : ndarray of shape (n,)
+        The flow's log-density of each row (from the pass that adapted the flow).
+    extra : ndarray of shape (n,) or float
+        Added to the Gaussian's log-density of a row (the flow's log-determinant when the
+        Gaussian lives in the latent space; 0 in the input space).
+    prior : DomainMixture or None
+        The domain's state from earlier batches (``partial_adapt``), None for a fresh one.
+
+    Notes
+    -----
+    Without ``prior`` the held-out log-likelihoods are :data:`N_FOLDS`-fold (every fold's
+    Gaussian is refitted from the merged moments of the other folds; the flow's densities are
+    reused), and only when the batch has at least :data:`MIN_SELECTION_ROWS` rows; with a
+    ``prior`` of at least that many rows each new row is held out from the prior's Gaussian
+    (prequential). The weight is then :meth:`Selection.weight` of all held-out rows so far.
+    """
+    rows = np.asarray(rows, dtype=np.float64)
+    n = rows.shape[0]
+    log_flow = np.asarray(log_flow, dtype=np.float64)
+    extra = np.broadcast_to(np.asarray(extra, dtype=np.float64), (n,))
+    batch = CoMoments.of(rows) if prior is not None or n < MIN_SELECTION_ROWS else None
+    selection = Selection.empty() if prior is None else prior.selection
+    if prior is not None and prior.moments.count >= MIN_SELECTION_ROWS:
+        selection = selection.add(log_flow, prior.gaussian.log_prob(rows) + extra)
+    elif prior is None and n >= MIN_SELECTION_ROWS:
+        folds = fold_of(np.arange(n), n)
+        parts = [CoMoments.of(rows[folds == f]) for f in range(int(folds.max()) + 1)]
+        batch = CoMoments.empty(rows.shape[1])
+        for part in parts:
+            batch = batch.merge(part)
+        held = np.empty(n)
+        for f, part in enumerate(parts):
+            held[folds == f] = held_out_gaussian(batch, part).log_prob(rows[folds == f])
+        selection = selection.add(log_flow, held + extra)
+    assert batch is not None
+    moments = batch if prior is None else prior.moments.merge(batch)
+    state = DomainMixture.build(moments, selection)
+    return state, mixture_log_prob(log_flow, state.gaussian.log_prob(rows) + extra, state.weight)

@@ -1,0 +1,131 @@
+"""Streaming moments, shrinkage covariances and the mixture's weight selection (flowad.flows.moments)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+from sklearn.covariance import OAS, LedoitWolf
+
+from flowad.flows.moments import (
+    DEFAULT_WEIGHT,
+    MIN_SELECTION_ROWS,
+    WEIGHT_GRID,
+    CoMoments,
+    Selection,
+    ShrunkGaussian,
+    fit_mixture,
+    held_out_gaussian,
+    ledoit_wolf,
+    mixture_log_prob,
+    oas,
+)
+
+
+@pytest.fixture(scope="module")
+def rows() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.standard_t(5, size=(203, 9)) @ rng.normal(size=(9, 9)) + 40.0  # offset: cancellation would show
+
+
+@pytest.mark.parametrize("cuts", [[1], [3, 4, 100], [50, 51, 52, 202], list(range(1, 203))])
+def test_streamed_moments_equal_batch_moments_whatever_the_chunking(rows: np.ndarray, cuts: list[int]) -> None:
+    streamed = CoMoments.empty(9)
+    for chunk in np.split(rows, cuts):
+        streamed.update(chunk)
+    batch = CoMoments.of(rows)
+    assert streamed.count == batch.count == 203
+    np.testing.assert_allclose(streamed.mean, batch.mean, rtol=1e-13)
+    np.testing.assert_allclose(streamed.comoment, batch.comoment, rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(streamed.s3, batch.s3, rtol=1e-9, atol=1e-7 * np.abs(batch.s3).max())
+    np.testing.assert_allclose(streamed.s4, batch.s4, rtol=1e-10)
+
+
+def test_merge_is_exact_and_symmetric(rows: np.ndarray) -> None:
+    a, b = CoMoments.of(rows[:70]), CoMoments.of(rows[70:])
+    ab, ba = a.merge(b), b.merge(a)
+    for x, y in ((ab.comoment, ba.comoment), (ab.comoment, CoMoments.of(rows).comoment)):
+        np.testing.assert_allclose(x, y, rtol=1e-11, atol=1e-9)
+    assert a.merge(CoMoments.empty(9)).count == 70 and CoMoments.empty(9).merge(b).count == 133
+    with pytest.raises(ValueError, match="cannot merge"):
+        a.merge(CoMoments.empty(3))
+
+
+@pytest.mark.parametrize("n", [2, 5, 30, 203])
+def test_ledoit_wolf_and_oas_equal_sklearns_on_the_same_rows(rows: np.ndarray, n: int) -> None:
+    m = CoMoments.empty(9)
+    for chunk in np.array_split(rows[:n], 2):
+        m.update(chunk)
+    cov, a = ledoit_wolf(m)
+    lw = LedoitWolf().fit(rows[:n])
+    np.testing.assert_allclose(a, lw.shrinkage_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(cov, lw.covariance_, rtol=1e-9, atol=1e-9)
+    cov, a = oas(m.covariance, m.count)
+    o = OAS().fit(rows[:n])
+    np.testing.assert_allclose(a, o.shrinkage_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(cov, o.covariance_, rtol=1e-9, atol=1e-9)
+
+
+def test_shrunk_gaussian_is_oas_on_the_rows_own_standardization(rows: np.ndarray) -> None:
+    m = CoMoments.of(rows[:40])
+    g = ShrunkGaussian.fit(m)
+    s = rows[:40].std(axis=0)
+    corr = OAS().fit(rows[:40] / s).covariance_
+    ref = multivariate_normal(rows[:40].mean(axis=0), corr * np.outer(s, s)).logpdf(rows)
+    np.testing.assert_allclose(g.log_prob(rows), ref, rtol=1e-10)
+    # the explicit factor (for ONNX) gives the same density
+    y = (rows - g.mean) @ g.factor.T
+    np.testing.assert_allclose(g.const - 0.5 * (y**2).sum(axis=1), ref, rtol=1e-10)
+    # held out by an exact downdate == fitted on the rest
+    rest = held_out_gaussian(CoMoments.of(rows), CoMoments.of(rows[:40]))
+    np.testing.assert_allclose(rest.log_prob(rows), ShrunkGaussian.fit(CoMoments.of(rows[40:])).log_prob(rows), rtol=1e-9)
+
+
+def test_mixture_log_prob_is_exact_at_the_ends() -> None:
+    lf, lg = np.array([-3.0, -1e4]), np.array([-1e4, -2.0])
+    np.testing.assert_array_equal(mixture_log_prob(lf, lg, 1.0), lf)
+    np.testing.assert_array_equal(mixture_log_prob(lf, lg, 0.0), lg)
+    np.testing.assert_allclose(mixture_log_prob(lf, lg, 0.25), [np.log(0.25) - 3.0, np.log(0.75) - 2.0])
+
+
+@pytest.mark.parametrize("n", range(2, MIN_SELECTION_ROWS))
+def test_fewer_than_ten_rows_keep_the_default_weight(n: int) -> None:
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(n, 4))
+    # whatever the rows say (the flow far worse or far better), the weight stays 0.5
+    for log_flow in (np.full(n, -1e3), np.full(n, 1e3)):
+        state, out = fit_mixture(x, log_flow)
+        assert state.weight == DEFAULT_WEIGHT and state.selection.count == 0 and np.isfinite(out).all()
+
+
+def test_selection_is_deterministic_and_follows_clear_evidence() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 5))
+    good = multivariate_normal(np.zeros(5), np.eye(5)).logpdf(x)
+    a, _ = fit_mixture(x, good - 30.0)  # the flow is much worse: all weight on the Gaussian
+    b, _ = fit_mixture(x, good - 30.0)
+    assert a.weight == b.weight == 0.0
+    c, _ = fit_mixture(x, good + 30.0)  # the flow is much better: all weight on the flow
+    assert c.weight == 1.0
+    # ten rows with a weak preference: the one-standard-error rule keeps the weight near 0.5
+    small, _ = fit_mixture(x[:10], good[:10] + rng.normal(0, 3, 10))
+    assert abs(small.weight - DEFAULT_WEIGHT) <= 0.25
+
+
+def test_selection_weights_come_from_the_grid_and_merge() -> None:
+    rng = np.random.default_rng(2)
+    lf, lg = rng.normal(size=50), rng.normal(size=50)
+    one = Selection.empty().add(lf, lg)
+    two = Selection.empty().add(lf[:20], lg[:20]).add(lf[20:], lg[20:])
+    np.testing.assert_allclose(one.sums, two.sums, rtol=1e-12)
+    assert one.weight() == two.weight() and one.weight() in WEIGHT_GRID
+
+
+def test_partial_batches_merge_moments_exactly(rows: np.ndarray) -> None:
+    lf = np.zeros(rows.shape[0])
+    whole, _ = fit_mixture(rows, lf)
+    state, _ = fit_mixture(rows[:30], lf[:30])
+    for lo, hi in ((30, 31), (31, 120), (120, 203)):
+        state, _ = fit_mixture(rows[lo:hi], lf[lo:hi], prior=state)
+    np.testing.assert_allclose(state.moments.comoment, whole.moments.comoment, rtol=1e-10, atol=1e-9)
+    assert state.moments.count == 203 and state.selection.count == 203  # 30 by 5 folds, 173 held out from the prior
