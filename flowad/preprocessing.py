@@ -4,26 +4,29 @@ every detector and by the benchmarks.
 Two methods share one affine form ``(X - mean) / scale`` (``mean`` is the *location*):
 
 ``"robust"`` (every detector's default)
-    location = median; scale = 1.4826 x the median absolute deviation from the median (MAD;
-    equal to the standard deviation for normal data). Both have a 50 % breakdown point: with 3
-    of 203 rows at 1e6 the statistics are those of the other 200, and a planted cluster of 30 %
-    of the rows moves them by less than one standard deviation of the rest (mean and std, or
-    the interquartile range, follow the cluster). A column whose MAD is 0 but which is not
-    constant (a binary or few-valued column, or one constant except for a few rows) gets the
-    median absolute deviation of its rows that differ from the median instead: the typical
-    step away from the mode, finite and unmoved by a few extreme values.
+    A trimmed mean and standard deviation. A pilot location and scale with a 50 % breakdown
+    point, the median and 1.4826 x the median absolute deviation (MAD), mark the rows farther
+    than ``INLIER_BOUND`` (20) pilot units from the median; location and scale are the mean and
+    standard deviation of the other rows. A column without such rows gets exactly its mean and
+    std (so clean data is standardized as before); a few extreme rows (3 of 203 at 1e6, one at
+    1e30) and even a planted cluster of 30 % of the rows far away are left out, so they cannot
+    move the statistics. A column whose MAD is 0 but which is not constant (a binary or
+    few-valued column, or one constant except for a few rows) gets as pilot scale the median
+    distance from the median of its rows that differ from it: the typical step away from the
+    mode, finite and unmoved by a few extreme values.
 ``"standard"`` (PyOD-style baselines of the benchmarks, and model files written before robust
 scaling)
     location = mean; scale = standard deviation.
 
-A column is **constant** when every value equals the location up to a relative tolerance,
-``|x - location| <= CONSTANT_RTOL * |location|`` for all rows: the test does not depend on the
+A column is **constant** when its values are equal up to a relative tolerance: under
+``"robust"`` every value is within ``CONSTANT_RTOL * |median|`` of the median, under
+``"standard"`` the std is at most ``CONSTANT_RTOL * |mean|``. The test does not depend on the
 magnitude of the data (a column of values around 1e-12 with spread 1e-13 is not constant, and
 ``X * 1e-30`` is standardized like ``X``). Constant columns get scale 1, so that the transform
 stays finite, and detectors leave them out of the model.
 
 Detectors also bound what their flow is *trained* on: :meth:`Standardization.clip_training`
-winsorizes standardized training values at ``±TRAIN_CLIP`` robust units, so that a row at 1e6
+winsorizes standardized training values at ``±TRAIN_CLIP`` (20) standardized units, so that a row at 1e6
 (or 1e30) cannot dominate a batch-norm statistic or an untrimmed loss. It is applied at fit time
 only; scoring uses the plain affine transform (no clipping, no extra log-determinant), so the
 model file, the ONNX graph and every score see the same transform as before.
@@ -33,8 +36,8 @@ model file, the ONNX graph and every score see the same transform as before.
 (array([2., 5.]), array([False,  True]))
 >>> st.transform(np.array([[2.0, 7.0]]))
 array([[0., 2.]])
->>> Standardization.fit(np.array([[1.0], [2.0], [3.0], [1e6]])).mean  # the median
-array([2.5])
+>>> Standardization.fit(np.array([[1.0], [2.0], [3.0], [1e6]])).mean  # 1e6 is left out
+array([2.])
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ import numpy as np
 __all__ = [
     "CONSTANT_RTOL",
     "DEFAULT_METHOD",
+    "INLIER_BOUND",
     "MAD_TO_STD",
     "METHODS",
     "TRAIN_CLIP",
@@ -53,10 +57,13 @@ __all__ = [
     "standardize",
 ]
 
-#: A column whose values all lie within this times ``|location|`` of its location is constant.
+#: Relative tolerance of the constant-column test (see the module docstring).
 CONSTANT_RTOL = 1e-12
 #: 1 / (median absolute deviation of a standard normal): MAD * MAD_TO_STD estimates the std.
 MAD_TO_STD = 1.482602218505602
+#: Rows farther than this many pilot units (median, MAD) from the median are left out of a
+#: column's robust mean and standard deviation.
+INLIER_BOUND = 20.0
 #: Standardized training values are winsorized at +-TRAIN_CLIP (fit time only).
 TRAIN_CLIP = 20.0
 #: The standardization methods; detectors use DEFAULT_METHOD.
@@ -64,8 +71,8 @@ METHODS = ("robust", "standard")
 DEFAULT_METHOD = "robust"
 
 
-def _robust_location_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Median, scale and constant mask of each column of finite ``X`` (see the module docstring)."""
+def _pilot(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Median, MAD scale and constant mask of each column of finite ``X`` (see the module docstring)."""
     med = np.median(X, axis=0)
     tol = CONSTANT_RTOL * np.abs(med)
     dev = np.abs(X - med)
@@ -76,6 +83,25 @@ def _robust_location_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     for j in np.flatnonzero(flat):
         scale[j] = np.median(dev[varies[:, j], j])
     return med, np.where(constant, 1.0, scale), constant
+
+
+def _robust_location_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and std of each column over its rows within ``INLIER_BOUND`` pilot units (median,
+    MAD) of the median, and the constant mask (see the module docstring)."""
+    med, pilot, constant = _pilot(X)
+    inlier = (np.abs(X - med) <= INLIER_BOUND * pilot) | constant
+    # Columns without outliers: exactly the plain mean and std (computed as "standard" does);
+    # the others are recomputed below (the full ones may overflow: ignored, then replaced).
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, std = X.mean(axis=0), X.std(axis=0)
+        for j in np.flatnonzero(~inlier.all(axis=0)):
+            col = X[inlier[:, j], j]
+            mean[j], std[j] = col.mean(), col.std()
+    # A column whose inliers all share one value (a few-valued column whose other values lie
+    # beyond the bound), or whose values overflow a std, keeps its pilot statistics.
+    ok = np.isfinite(mean) & np.isfinite(std) & (std > CONSTANT_RTOL * np.abs(mean))
+    mean = np.where(ok | constant, mean, med)
+    return np.where(np.isfinite(mean), mean, med), np.where(constant, 1.0, np.where(ok, std, pilot)), constant
 
 
 @dataclass(frozen=True)
@@ -99,7 +125,8 @@ class Standardization:
         ----------
         X : ndarray of shape (n_samples, n_features)
         method : {"robust", "standard"}, default="robust"
-            Median and MAD (robust to a few extreme rows), or mean and standard deviation.
+            Mean and standard deviation of the rows within ``INLIER_BOUND`` MAD units of the
+            median (robust to extreme rows), or of all rows.
         """
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}.")

@@ -121,7 +121,7 @@ class AdaFlow(DomainDetector):
         Each domain's flow weight ``w`` (None: the domain is scored by the flow alone, as with
         ``adapted_density="flow"`` or for a domain whose Gaussian was never computed).
     mean_, scale_, scaling_, constant_features_, decision_scores_, labels_, history_, n_features_in_
-        As in :class:`~flowad.RealNVP`: robust standardization (median and MAD), training
+        As in :class:`~flowad.RealNVP`: robust standardization (extreme rows left out), training
         rows winsorized at ``±flowad.preprocessing.TRAIN_CLIP`` standardized units while
         fitting, so a few extreme rows cannot dominate the AdaBN statistics (the training
         scores in ``decision_scores_`` are those of the winsorized rows). Standardization
