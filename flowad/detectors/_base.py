@@ -47,6 +47,10 @@ SCORE_BATCH = 4096
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
+#: Standardized magnitude below which a float64 model still scores a row finitely (its square,
+#: times the flow's bounded scales, stays below float64's 1.8e308).
+_FLOAT64_SAFE_Z = 1e120
+
 
 def resolve_device(device: str | torch.device) -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; anything else is checked and returned."""
@@ -61,6 +65,10 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
+#: Largest int ``random_state``: torch seeds are 64-bit, and each fit also uses ``seed + 1``.
+MAX_SEED = 2**63 - 2
+
+
 def seed_from(random_state: Any) -> int:
     """Turn ``random_state`` (None, int, numpy Generator/RandomState) into a 63-bit seed.
 
@@ -69,8 +77,8 @@ def seed_from(random_state: Any) -> int:
     if random_state is None:
         return int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> 1)
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        if random_state < 0:
-            raise InputError(f"random_state must be a non-negative int, got {random_state}.")
+        if not 0 <= random_state <= MAX_SEED:
+            raise InputError(f"random_state must be an int in [0, 2**63 - 2], got {random_state}.")
         return int(random_state)
     if isinstance(random_state, np.random.Generator):
         return int(random_state.integers(0, 2**62))
@@ -93,12 +101,22 @@ def _check_param(name: str, value: Any, ok: bool, expected: str) -> None:
         raise InputError(f"{name} must be {expected}, got {value!r}.")
 
 
+def _real(value: Any) -> bool:
+    """A finite real number (not a bool): what every float hyper-parameter must be."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and bool(np.isfinite(value))
+
+
+def _integer(value: Any) -> bool:
+    """An int (not a bool)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _check_couplings(det: Any) -> None:
     """``hidden`` and ``s_max``: the widths and log-scale bound of a detector's coupling networks."""
     h = det.hidden
     ok = isinstance(h, (tuple, list)) and len(h) >= 1 and all(isinstance(w, numbers.Integral) and w >= 1 for w in h)
     _check_param("hidden", h, ok, "a non-empty tuple of positive ints, e.g. (64, 64)")
-    _check_param("s_max", det.s_max, isinstance(det.s_max, numbers.Real) and det.s_max > 0, "a float > 0")
+    _check_param("s_max", det.s_max, _real(det.s_max) and det.s_max > 0, "a float > 0 and finite")
 
 
 def _store_params(det: Any, params: dict[str, Any]) -> None:
@@ -125,18 +143,18 @@ class BaseFlowDetector(OutlierMixin, BaseEstimator):
     # ----------------------------------------------------------------------------- params
     def _validate_params(self) -> None:
         c = self.contamination
-        _check_param("contamination", c, isinstance(c, numbers.Real) and 0.0 < c <= 0.5, "a float in (0, 0.5]")
+        _check_param("contamination", c, _real(c) and 0.0 < c <= 0.5, "a float in (0, 0.5]")
         t = self.threshold
-        _check_param("threshold", t, t is None or (isinstance(t, numbers.Real) and np.isfinite(t)), "None or a finite float")
-        _check_param("dtype", self.dtype, self.dtype in _DTYPES, "'float32' or 'float64'")
-        _check_param("epochs", self.epochs, isinstance(self.epochs, numbers.Integral) and self.epochs >= 1, "an int >= 1")
+        _check_param("threshold", t, t is None or _real(t), "None or a finite float")
+        _check_param("dtype", self.dtype, isinstance(self.dtype, str) and self.dtype in _DTYPES, "'float32' or 'float64'")
+        _check_param("epochs", self.epochs, _integer(self.epochs) and self.epochs >= 1, "an int >= 1")
         bs = self.batch_size
-        _check_param("batch_size", bs, isinstance(bs, numbers.Integral) and bs >= 2, "an int >= 2")
-        _check_param("lr", self.lr, isinstance(self.lr, numbers.Real) and self.lr > 0, "a float > 0")
+        _check_param("batch_size", bs, _integer(bs) and bs >= 2, "an int >= 2")
+        _check_param("lr", self.lr, _real(self.lr) and self.lr > 0, "a float > 0 and finite")
         w = self.weight_decay
-        _check_param("weight_decay", w, isinstance(w, numbers.Real) and w >= 0, "a float >= 0")
+        _check_param("weight_decay", w, _real(w) and w >= 0, "a float >= 0 and finite")
         g = self.grad_clip
-        _check_param("grad_clip", g, g is None or (isinstance(g, numbers.Real) and g > 0), "None or a float > 0")
+        _check_param("grad_clip", g, g is None or (_real(g) and g > 0), "None or a float > 0 and finite")
         _check_param("verbose", self.verbose, isinstance(self.verbose, numbers.Integral), "an int")
         resolve_device(self.device)
 
@@ -176,8 +194,8 @@ class BaseFlowDetector(OutlierMixin, BaseEstimator):
 
     # ---------------------------------------------------------------------- preprocessing
     def _fit_standardization(self, X: np.ndarray) -> None:
-        """The robust standardization of :mod:`flowad.preprocessing` (trimmed mean and std,
-        relative constant-column test), fitted on the training rows ``X``."""
+        """The robust standardization of :mod:`flowad.preprocessing` (median, MAD, relative
+        constant-column test), fitted on the training rows ``X``."""
         st = Standardization.fit(X, method=DEFAULT_METHOD)
         constant = st.constant
         if constant.all():
@@ -293,16 +311,33 @@ class BaseFlowDetector(OutlierMixin, BaseEstimator):
         """Added to the model's log-density to give ``score_samples`` (the standardization's log-det)."""
         return -self._standardization.log_scale_sum
 
-    def _check_scores(self, scores: np.ndarray) -> None:
-        """Raise :class:`NonFiniteError` naming the rows whose score is NaN or infinite."""
+    def _check_scores(self, scores: np.ndarray, X: np.ndarray | None = None) -> None:
+        """Raise :class:`NonFiniteError` naming the rows whose score is NaN or infinite.
+
+        With the rows ``X``, the message says whether float64 would help: only while their
+        standardized values stay far below what float64 can square (about 1e154)."""
         bad = ~np.isfinite(scores)
-        if bad.any():
-            rows = np.flatnonzero(bad)
+        if not bad.any():
+            return
+        rows = np.flatnonzero(bad)
+        head = f"The score of {rows.size} row(s) (first: {rows[:5].tolist()}) is not finite. "
+        z_max = None
+        scale, mean, constant = (getattr(self, a, None) for a in ("scale_", "mean_", "constant_features_"))
+        if X is not None and scale is not None and X.ndim == 2 and np.shape(scale) == np.shape(constant) == (X.shape[1],):
+            with np.errstate(over="ignore", invalid="ignore"):
+                z = np.abs((X[rows] - mean) / scale)[:, ~constant]
+            z_max = float(np.nanmax(z)) if z.size else None
+        if z_max is not None and not (z_max < _FLOAT64_SAFE_Z):
             raise NonFiniteError(
-                f"The score of {rows.size} row(s) (first: {rows[:5].tolist()}) is not finite. "
-                "Their values lie far outside the training range"
-                + (" and overflow float32; refit with dtype='float64'." if self.dtype == "float32" else ".")
+                head + f"Their values lie up to {z_max:.3g} training scales from the training data: too large to "
+                "model in float32 or float64, and rescaling the input does not help (the model's scale is fitted "
+                "on the training data). Check these rows' units or values, or drop them."
             )
+        raise NonFiniteError(
+            head
+            + "Their values lie far outside the training range"
+            + (" and overflow float32; refit with dtype='float64'." if self.dtype == "float32" else ".")
+        )
 
     def _batched_log_density(
         self, X: np.ndarray, log_density: Callable[[torch.Tensor], torch.Tensor] | None = None, *, training: bool = False
@@ -320,7 +355,7 @@ class BaseFlowDetector(OutlierMixin, BaseEstimator):
             for start in range(0, X.shape[0], SCORE_BATCH):
                 out[start : start + SCORE_BATCH] = fn(standardize(X[start : start + SCORE_BATCH])).double().cpu().numpy()
         out += self._score_offset
-        self._check_scores(out)
+        self._check_scores(out, X)
         return out
 
     def score_samples(self, X: Any) -> np.ndarray:

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import inspect
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from flowad.detectors._base import BaseFlowDetector, _check_couplings, _check_param, _store_params, register
+from flowad.detectors._base import (
+    BaseFlowDetector,
+    _check_couplings,
+    _check_param,
+    _integer,
+    _real,
+    _store_params,
+    register,
+)
 from flowad.exceptions import InputError
 from flowad.flows.flow import Flow
 from flowad.flows.realnvp import build_realnvp
@@ -82,10 +89,10 @@ _PARAMS_DOC = """
         The trained flow (on standardized features), in eval mode.
     mean_, scale_ : ndarray of shape (n_features_in_,)
         Robust standardization fitted on the training data (:mod:`flowad.preprocessing`):
-        the mean and standard deviation of each column over its rows within 20 median
-        absolute deviations of the median (all rows of a column without such extreme values;
-        scale 1 for constant columns), so a few extreme training rows cannot move them. The
-        flow is trained on the standardized rows winsorized at
+        ``mean_`` is the median of each column and ``scale_`` 1.4826 x its median absolute
+        deviation (for a column whose MAD is 0, e.g. binary, the median distance of the rows
+        that differ from the median; 1 for constant columns), so a few extreme training rows
+        cannot move them. The flow is trained on the standardized rows winsorized at
         ``±flowad.preprocessing.TRAIN_CLIP`` (fit time only; scoring does not clip).
     scaling_ : str
         ``"robust"``; ``"standard"`` (mean and std) for models loaded from files written
@@ -144,20 +151,20 @@ class _RealNVPFamily(BaseFlowDetector):
     def _validate_params(self) -> None:
         super()._validate_params()
         t = self.trim_ratio
-        _check_param("trim_ratio", t, t is None or (isinstance(t, numbers.Real) and 0.0 <= t < 0.5), "None or a float in [0, 0.5)")
+        _check_param("trim_ratio", t, t is None or (_real(t) and 0.0 <= t < 0.5), "None or a float in [0, 0.5)")
         k = self.lipschitz_k
-        _check_param("lipschitz_k", k, k is None or (isinstance(k, numbers.Real) and k > 0), "None or a float > 0")
+        _check_param("lipschitz_k", k, k is None or (_real(k) and k > 0), "None or a float > 0 and finite")
         n = self.n_couplings
-        _check_param("n_couplings", n, isinstance(n, numbers.Integral) and n >= 1, "an int >= 1")
+        _check_param("n_couplings", n, _integer(n) and n >= 1, "an int >= 1")
         _check_couplings(self)
         _check_param("activation", self.activation, self.activation in ACTIVATIONS, f"one of {sorted(ACTIVATIONS)}")
         ns = self.noise_std
-        _check_param("noise_std", ns, isinstance(ns, numbers.Real) and ns >= 0, "a float >= 0")
+        _check_param("noise_std", ns, _real(ns) and ns >= 0, "a float >= 0 and finite")
         _check_param("early_stopping", self.early_stopping, isinstance(self.early_stopping, (bool, np.bool_)), "True or False")
         vf = self.validation_fraction
-        _check_param("validation_fraction", vf, isinstance(vf, numbers.Real) and 0 < vf <= 0.5, "a float in (0, 0.5]")
+        _check_param("validation_fraction", vf, _real(vf) and 0 < vf <= 0.5, "a float in (0, 0.5]")
         p = self.n_iter_no_change
-        _check_param("n_iter_no_change", p, isinstance(p, numbers.Integral) and p >= 1, "an int >= 1")
+        _check_param("n_iter_no_change", p, _integer(p) and p >= 1, "an int >= 1")
 
     @property
     def trim_ratio_(self) -> float:
