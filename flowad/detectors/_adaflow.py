@@ -12,10 +12,30 @@ from flowad._validation import check_is_fitted
 from flowad.bijections.adabn import AdaptiveBatchNorm
 from flowad.detectors._base import _check_couplings, _check_param, _integer, _real, _store_params, register
 from flowad.detectors._domains import DomainDetector
+from flowad.exceptions import ModelFileError
 from flowad.flows.adaflow import adabn_layers, adapt_statistics, build_adaflow, update_statistics
 from flowad.flows.flow import Flow, standard_normal_log_prob
+from flowad.flows.moments import (
+    MIN_SELECTION_ROWS,
+    N_FOLDS,
+    WEIGHT_GRID,
+    CoMoments,
+    DomainMixture,
+    Selection,
+    fit_mixture,
+    fold_of,
+    held_out_gaussian,
+    mixture_log_prob,
+)
 
-__all__ = ["AdaFlow"]
+__all__ = ["AdaFlow", "ADAPTED_DENSITIES", "GAUSSIAN_SPACES"]
+
+#: ``adapted_density``: the flow mixed with a per-domain Gaussian (default), or the flow alone.
+ADAPTED_DENSITIES = ("mixture", "flow")
+#: ``gaussian_space``: where the per-domain Gaussian lives.
+GAUSSIAN_SPACES = ("input", "latent")
+#: Version of the per-domain mixture state in model files (0: none, files written before it).
+MIXTURE_FORMAT = 1
 
 
 def _check_architecture(det: Any) -> None:
@@ -70,6 +90,14 @@ class AdaFlow(DomainDetector):
         domains; each AdaBN normalizes each sample with its own domain's batch statistics.
     threshold : float or None, default=None
         Fixed threshold for every domain; None reads it from ``contamination``.
+    adapted_density : {"mixture", "flow"}, default="mixture"
+        ``"mixture"``: each domain (trained or adapted) is scored with
+        ``w p_flow + (1 - w) p_gauss``, ``p_gauss`` a full-covariance Gaussian of the domain's
+        own rows and ``w`` chosen without labels by cross-validated log-likelihood on those rows
+        (see Notes). ``"flow"``: the flow alone (the published AdaFlow).
+    gaussian_space : {"input", "latent"}, default="input"
+        Where the Gaussian of the mixture is fitted: the standardized input, or the flow's
+        adapted latent (its density then includes the flow's log-determinant).
     dtype : {"float32", "float64"}, default="float32"
     device : str, default="auto"
     random_state : int, numpy Generator or None, default=None
@@ -88,8 +116,11 @@ class AdaFlow(DomainDetector):
         Rows each domain's statistics summarise.
     threshold_ : float
         Quantile of all training scores pooled (scikit-learn compatibility only).
+    mixture_weights_ : dict of str to float or None
+        Each domain's flow weight ``w`` (None: the domain is scored by the flow alone, as with
+        ``adapted_density="flow"`` or for a domain whose Gaussian was never computed).
     mean_, scale_, scaling_, constant_features_, decision_scores_, labels_, history_, n_features_in_
-        As in :class:`~flowad.RealNVP`: robust standardization (median and MAD), training
+        As in :class:`~flowad.RealNVP`: robust standardization (extreme rows left out), training
         rows winsorized at ``±flowad.preprocessing.TRAIN_CLIP`` standardized units while
         fitting, so a few extreme rows cannot dominate the AdaBN statistics (the training
         scores in ``decision_scores_`` are those of the winsorized rows). Standardization
@@ -112,6 +143,24 @@ class AdaFlow(DomainDetector):
     >>> det.predict(rng.normal(-2, 0.5, (4, 3)), domain="c").shape
     (4,)
 
+    Notes
+    -----
+    **The mixture** (``adapted_density="mixture"``). Per domain, the Gaussian keeps the exact,
+    mergeable moments of the domain's rows (count, mean, co-moment matrix; see
+    :mod:`flowad.flows.moments`): per-feature scales from the domain's own variances and the
+    correlation matrix shrunk by OAS, the same Gaussian as standardizing with the domain's rows
+    and fitting a shrinkage covariance there. The flow weight ``w`` is picked from
+    0, 0.05, ..., 1 by held-out log-likelihood on the same rows: 5 interleaved folds (row ``i``
+    in fold ``i % 5``), each fold's Gaussian refitted from the other folds' merged moments and
+    the flow's densities taken from the one adapting pass (the flow is not refitted per fold),
+    so adapting costs one flow pass plus six Gaussian fits. With fewer than 10 rows there is no
+    selection and ``w = 0.5`` (each density can then cost at most ``log 2`` nats against the
+    better of the two); from 10 rows on, the weight closest to 0.5 whose held-out
+    log-likelihood is within one standard error of the best is taken, so a handful of rows
+    cannot move ``w`` far from 0.5 unless they clearly favour it. ``partial_adapt`` merges the
+    moments exactly and holds each new batch out from the Gaussian of the rows before it.
+    A streamed ``adapt`` takes two more passes (fold moments, held-out likelihoods).
+
     References
     ----------
     Yamaguchi, Koizumi, Harada. "AdaFlow: Domain-adaptive density estimator with application to
@@ -133,6 +182,8 @@ class AdaFlow(DomainDetector):
         weight_decay: float = 1e-5,
         grad_clip: float | None = 10.0,
         threshold: float | None = None,
+        adapted_density: str = "mixture",
+        gaussian_space: str = "input",
         dtype: str = "float32",
         device: str = "auto",
         random_state: Any = None,
@@ -143,6 +194,10 @@ class AdaFlow(DomainDetector):
     def _validate_params(self) -> None:
         super()._validate_params()
         _check_architecture(self)
+        d = self.adapted_density
+        _check_param("adapted_density", d, isinstance(d, str) and d in ADAPTED_DENSITIES, "'mixture' or 'flow'")
+        g = self.gaussian_space
+        _check_param("gaussian_space", g, isinstance(g, str) and g in GAUSSIAN_SPACES, "'input' or 'latent'")
 
     def _build_flow(self, n_features: int) -> Flow:
         return build_adaflow(n_features, n_domains=len(self.domains_), **_architecture(self))
@@ -156,22 +211,168 @@ class AdaFlow(DomainDetector):
             update_statistics(flow.bijection, Z[idx], k)
         self.history_ = self._train(flow, Z, generator, context)
         # After training, every domain's statistics exactly over its own training rows; the
-        # same pass gives the rows' log-densities.
-        log_density = Z.new_empty(Z.shape[0])
+        # same pass gives the rows' log-densities (and the Gaussian's rows).
+        self._mix: list[DomainMixture | None] = [None] * len(self.domains_)
+        log_density = Z.new_empty(Z.shape[0], dtype=torch.float64)
         for k, idx in enumerate(rows):
             z, logdet = update_statistics(flow.bijection, Z[idx], k)
-            log_density[idx] = standard_normal_log_prob(z) + logdet
+            log_density[idx] = self._mixed(Z[idx], z, logdet, k, fit=True)
         return log_density
 
+    # ------------------------------------------------------------------------- the mixture
+    @property
+    def _mixture(self) -> bool:
+        return self.adapted_density == "mixture"
+
+    def _mixed(self, Z: torch.Tensor, z: torch.Tensor, logdet: torch.Tensor, index: int, *,
+               fit: bool = False, prior: DomainMixture | None = None) -> torch.Tensor:
+        """Log-density (float64) of standardized rows ``Z`` with flow output ``z``, ``logdet`` in
+        domain ``index``; ``fit`` first adds the rows to the domain's mixture (merged into ``prior``)."""
+        log_flow = standard_normal_log_prob(z) + logdet
+        if not self._mixture:
+            return log_flow.double()
+        log_flow_np = log_flow.double().cpu().numpy()
+        latent = self.gaussian_space == "latent"
+        rows = (z if latent else Z).detach().double().cpu().numpy()
+        extra = logdet.double().cpu().numpy() if latent else 0.0
+        if fit:
+            state, out = fit_mixture(rows, log_flow_np, extra, prior)
+            self._mix[index] = state
+        else:
+            state = self._mix[index]
+            if state is None:
+                return log_flow.double()
+            out = mixture_log_prob(log_flow_np, state.gaussian.log_prob(rows) + extra, state.weight)
+        return torch.from_numpy(out).to(Z.device)
+
+    @property
+    def mixture_weights_(self) -> dict[str, float | None]:
+        check_is_fitted(self)
+        mix = getattr(self, "_mix", [None] * len(self.domains_))
+        return {name: (None if m is None else float(m.weight)) for name, m in zip(self.domains_, mix, strict=True)}
+
     def _log_density(self, Z: torch.Tensor, index: int) -> torch.Tensor:
-        return self.flow_.log_prob(Z, self._context(Z, index))
+        z, logdet = self.flow_.bijection(Z, self._context(Z, index))
+        return self._mixed(Z, z, logdet, index)
 
     def _adapt_rows(self, Z: torch.Tensor, index: int, prior_count: int) -> torch.Tensor:
+        prior = self._mix[index] if prior_count else None
         z, logdet = update_statistics(self.flow_.bijection, Z, index, prior_count=prior_count)
-        return standard_normal_log_prob(z) + logdet
+        if prior_count and prior is None and self._mixture:
+            # a domain without a Gaussian yet (adapted by the flow alone elsewhere, e.g. on Dask)
+            return (standard_normal_log_prob(z) + logdet).double()
+        return self._mixed(Z, z, logdet, index, fit=True, prior=prior)
 
     def _adapt_chunks(self, chunks: Callable[[], Iterator[torch.Tensor]], index: int) -> int:
-        return adapt_statistics(self.flow_.bijection, chunks, index)
+        count = adapt_statistics(self.flow_.bijection, chunks, index)
+        if self._mixture:
+            self._mix[index] = self._stream_mixture(chunks, index, count)
+        return count
+
+    def _gaussian_rows(self, Z: torch.Tensor, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | float]:
+        """Flow log-density, the Gaussian's rows and the Gaussian's extra term for rows ``Z``."""
+        with torch.no_grad():
+            z, logdet = self.flow_.bijection(Z, self._context(Z, index))
+        log_flow = (standard_normal_log_prob(z) + logdet).double().cpu().numpy()
+        if self.gaussian_space == "latent":
+            return log_flow, z.double().cpu().numpy(), logdet.double().cpu().numpy()
+        return log_flow, Z.double().cpu().numpy(), 0.0
+
+    def _stream_mixture(self, chunks: Callable[[], Iterator[torch.Tensor]], index: int, count: int) -> DomainMixture:
+        """The domain's mixture from a re-readable stream: one pass for the folds' moments, one
+        for the held-out likelihoods (the folds are the row positions modulo N_FOLDS, as in memory)."""
+        parts: list[CoMoments] | None = None
+        seen = 0
+        for chunk in chunks():
+            _, rows, _ = self._gaussian_rows(chunk, index)
+            if parts is None:
+                parts = [CoMoments.empty(rows.shape[1]) for _ in range(max(1, min(N_FOLDS, count)))]
+            folds = fold_of(seen + np.arange(rows.shape[0]), count)
+            for f, part in enumerate(parts):
+                part.update(rows[folds == f])
+            seen += rows.shape[0]
+        assert parts is not None
+        total = CoMoments.empty(parts[0].features)
+        for part in parts:
+            total = total.merge(part)
+        selection = Selection.empty()
+        if count >= MIN_SELECTION_ROWS:
+            held_out = [held_out_gaussian(total, part) for part in parts]
+            seen = 0
+            for chunk in chunks():
+                log_flow, rows, extra = self._gaussian_rows(chunk, index)
+                folds = fold_of(seen + np.arange(rows.shape[0]), count)
+                held = np.empty(rows.shape[0])
+                for f, gauss in enumerate(held_out):
+                    held[folds == f] = gauss.log_prob(rows[folds == f])
+                selection = selection.add(log_flow, held + extra)
+                seen += rows.shape[0]
+        return DomainMixture.build(total, selection)
+
+    def _new_domain(self) -> None:
+        super()._new_domain()
+        self._mix.append(None)
+
+    def _drop_domain(self, index: int) -> None:
+        super()._drop_domain(index)
+        self._mix.pop(index)
+
+    def _snapshot(self, index: int) -> Any:
+        mix = self._mix[index]
+        return super()._snapshot(index), None if mix is None else mix.copy()
+
+    def _restore(self, index: int, snapshot: Any) -> None:
+        stats, mix = snapshot
+        super()._restore(index, stats)
+        self._mix[index] = mix
+
+    # ------------------------------------------------------------------------ persistence
+    def _extra_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors, fields = super()._extra_state()
+        for i, mix in enumerate(getattr(self, "_mix", [])):
+            if mix is None:
+                continue
+            m, sel = mix.moments, mix.selection
+            tensors.update({
+                f"domains.mixture.{i}.count": torch.tensor([m.count, sel.count], dtype=torch.int64),
+                f"domains.mixture.{i}.mean": torch.from_numpy(m.mean.copy()),
+                f"domains.mixture.{i}.comoment": torch.from_numpy(m.comoment.copy()),
+                f"domains.mixture.{i}.s3": torch.from_numpy(m.s3.copy()),
+                f"domains.mixture.{i}.s4": torch.tensor([m.s4], dtype=torch.float64),
+                f"domains.mixture.{i}.selection_sums": torch.from_numpy(sel.sums.copy()),
+                f"domains.mixture.{i}.selection_cross": torch.from_numpy(sel.cross.copy()),
+            })
+        fields["mixture_format"] = MIXTURE_FORMAT
+        return tensors, fields
+
+    def _load_extra_state(self, tensors: dict[str, torch.Tensor], manifest: dict[str, Any]) -> None:
+        super()._load_extra_state(tensors, manifest)
+        version = manifest.get("mixture_format", 0)
+        if version not in (0, MIXTURE_FORMAT):
+            raise ModelFileError(
+                f"its per-domain mixture is in format {version!r}, but this flowad reads formats 0 and "
+                f"{MIXTURE_FORMAT}; upgrade flowad to load it."
+            )
+        # Files written before the mixture (format 0) have no Gaussians: every domain is scored
+        # by the flow alone, exactly as when it was saved.
+        self._mix = []
+        for i in range(len(self.domains_)):
+            key = f"domains.mixture.{i}"
+            if f"{key}.count" not in tensors:
+                self._mix.append(None)
+                continue
+            count, n_sel = (int(v) for v in tensors[f"{key}.count"].tolist())
+            mean = tensors[f"{key}.mean"].double().numpy().copy()
+            d = mean.shape[0]
+            comoment = tensors[f"{key}.comoment"].double().numpy().copy()
+            s3 = tensors[f"{key}.s3"].double().numpy().copy()
+            sums = tensors[f"{key}.selection_sums"].double().numpy().copy()
+            cross = tensors[f"{key}.selection_cross"].double().numpy().copy()
+            g = WEIGHT_GRID.size
+            if count < 1 or n_sel < 0 or comoment.shape != (d, d) or s3.shape != (d,) or sums.shape != (g,) or cross.shape != (g, g):
+                raise ModelFileError(f"the mixture state of domain {self.domains_[i]!r} has inconsistent shapes or counts.")
+            moments = CoMoments(count, mean, comoment, s3, float(tensors[f"{key}.s4"].double().item()))
+            self._mix.append(DomainMixture.build(moments, Selection(n_sel, sums, cross)))
 
     # ------------------------------------------------------------ per-domain statistics rows
     def _layers(self) -> list[AdaptiveBatchNorm]:

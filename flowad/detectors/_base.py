@@ -194,8 +194,8 @@ class BaseFlowDetector(OutlierMixin, BaseEstimator):
 
     # ---------------------------------------------------------------------- preprocessing
     def _fit_standardization(self, X: np.ndarray) -> None:
-        """The robust standardization of :mod:`flowad.preprocessing` (median, MAD, relative
-        constant-column test), fitted on the training rows ``X``."""
+        """The robust standardization of :mod:`flowad.preprocessing` (trimmed mean and std,
+        relative constant-column test), fitted on the training rows ``X``."""
         st = Standardization.fit(X, method=DEFAULT_METHOD)
         constant = st.constant
         if constant.all():

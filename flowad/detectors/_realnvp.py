@@ -89,10 +89,10 @@ _PARAMS_DOC = """
         The trained flow (on standardized features), in eval mode.
     mean_, scale_ : ndarray of shape (n_features_in_,)
         Robust standardization fitted on the training data (:mod:`flowad.preprocessing`):
-        ``mean_`` is the median of each column and ``scale_`` 1.4826 x its median absolute
-        deviation (for a column whose MAD is 0, e.g. binary, the median distance of the rows
-        that differ from the median; 1 for constant columns), so a few extreme training rows
-        cannot move them. The flow is trained on the standardized rows winsorized at
+        the mean and standard deviation of each column over its rows within 20 median
+        absolute deviations of the median (all rows of a column without such extreme values;
+        scale 1 for constant columns), so a few extreme training rows cannot move them. The
+        flow is trained on the standardized rows winsorized at
         ``±flowad.preprocessing.TRAIN_CLIP`` (fit time only; scoring does not clip).
     scaling_ : str
         ``"robust"``; ``"standard"`` (mean and std) for models loaded from files written
