@@ -78,6 +78,111 @@ def require_column(frame: pd.DataFrame, column: str | None, what: str) -> np.nda
     return frame[column].to_numpy()
 
 
+def check_columns(frame: pd.DataFrame, **options: str | list[str] | None) -> None:
+    """Every column named by a command-line option is in ``frame``, and no column plays two roles.
+
+    ``options`` maps an option's name without dashes (``id_column``, ``columns``, ...) to the
+    column(s) it names; None means the option was not given.
+    """
+    available = list(map(str, frame.columns))
+    roles: dict[str, str] = {}
+    for option, value in options.items():
+        if value is None:
+            continue
+        flag = "--" + option.replace("_", "-")
+        names = [value] if isinstance(value, str) else list(value)
+        missing = [c for c in names if c not in frame.columns]
+        if missing:
+            what = f"Columns {missing} are" if not isinstance(value, str) else f"{option.split('_')[0].capitalize()} column {value!r} is"
+            raise FlowadInputError(f"{what} not in the data ({flag}); available: {available}.")
+        for name in names:
+            if name in roles and roles[name] != flag:
+                raise FlowadInputError(f"Column {name!r} is given both to {roles[name]} and to {flag}; a column plays one role.")
+            roles[name] = flag
+
+
+#: A text column is numeric-looking (a stray text cell is an error, not a reason to leave the
+#: column out) when at least this share of its non-empty cells parse as numbers.
+NUMERIC_LOOKING = 0.5
+
+
+def _unparsed(values: pd.Series) -> tuple[pd.Series, int]:
+    """The non-empty cells of a text column that do not parse as numbers, and how many did."""
+    present = values[values.notna()]
+    if present.empty:
+        return present, 0
+    parsed = pd.to_numeric(present.astype(str).str.strip(), errors="coerce")
+    return present[parsed.isna()], int(parsed.notna().sum())
+
+
+def _stray_text_error(frame: pd.DataFrame, column: Any, bad: pd.Series, n_numbers: int) -> FlowadInputError:
+    rows = [frame.index.get_loc(i) for i in bad.index[:3]]
+    cells = ", ".join(f"row {r}: {str(v)!r}" for r, v in zip(rows, bad.iloc[:3], strict=True))
+    more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+    return FlowadInputError(
+        f"Column {str(column)!r} holds numbers ({n_numbers} cells) but also text that is not a number at {cells}{more} "
+        "(data rows count from 0, the header excluded). "
+        "Fix or blank those cells (a blank cell is a missing value, which flowad refuses too), or leave the column "
+        "out with --columns."
+    )
+
+
+def check_numeric(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame``'s columns as features: numbers, booleans (0/1, as the API takes them) and text
+    columns whose every cell is a number; a text cell in a numeric column is an error naming
+    the column, the row and the cell."""
+    converted = {}
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+            continue
+        bad, n_numbers = _unparsed(values)
+        if len(bad):
+            if n_numbers == 0:
+                raise FlowadInputError(
+                    f"Column {str(column)!r} is text (e.g. {str(bad.iloc[0])!r} at row {frame.index.get_loc(bad.index[0])}), "
+                    "not a numeric feature; encode it as numbers or leave it out of --columns."
+                )
+            raise _stray_text_error(frame, column, bad, n_numbers)
+        converted[column] = pd.to_numeric(values.astype(str).str.strip().where(values.notna()), errors="coerce")
+    if not converted:
+        return frame
+    out = frame.copy()
+    for column, values in converted.items():
+        out[column] = values
+    return out
+
+
+def default_features(frame: pd.DataFrame, exclude: list[str]) -> tuple[list[str], list[str]]:
+    """The feature columns when ``--columns`` is not given: every column not in ``exclude``
+    that holds numbers or booleans (True/False count as 0/1). Returns ``(features, left_out)``:
+    ``left_out`` are the text columns. A mostly numeric column with stray text cells is an
+    error (never silently dropped); so is a frame without any feature column."""
+    features, left_out = [], []
+    for column in frame.columns:
+        if column in exclude:
+            continue
+        values = frame[column]
+        if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+            features.append(column)
+            continue
+        bad, n_numbers = _unparsed(values)
+        if not len(bad):
+            features.append(column)  # numbers stored as text (all cells parse)
+        elif n_numbers >= NUMERIC_LOOKING * (n_numbers + len(bad)):
+            raise _stray_text_error(frame, column, bad, n_numbers)
+        else:
+            left_out.append(str(column))
+    if not features:
+        raise FlowadInputError(
+            f"No numeric feature columns found; columns: {list(map(str, frame.columns))}"
+            + (f" (left out as text: {left_out})" if left_out else "")
+            + (f" (excluded by option: {exclude})" if exclude else "")
+            + "."
+        )
+    return features, left_out
+
+
 def check_output(path: Path) -> None:
     if not path.parent.exists():
         raise FlowadInputError(f"Output folder {str(path.parent)!r} does not exist.")

@@ -12,11 +12,20 @@ import pandas as pd
 import typer
 
 from flowad.cli import app
-from flowad.cli._common import check_output, progress, require_column, split_columns, user_errors
+from flowad.cli._common import (
+    check_columns,
+    check_numeric,
+    check_output,
+    default_features,
+    progress,
+    require_column,
+    split_columns,
+    user_errors,
+)
 from flowad.dask._frame import check_domain_options, feature_frame, score_frame
 from flowad.detectors import DETECTOR_REGISTRY, load
 from flowad.exceptions import InputError
-from flowad.io.tables import read_table, select_features, write_table
+from flowad.io.tables import read_table, write_table
 
 MODEL_KINDS = ("robust-realnvp", "trim-realnvp", "realnvp", "adaflow")
 
@@ -36,8 +45,11 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
 
 
 def _features(frame: pd.DataFrame, det: Any, columns: list[str] | None, exclude: list[str]) -> pd.DataFrame:
-    """Columns the model was fitted on (by name when it has names), else the selection rules."""
-    return feature_frame(frame, det, columns, exclude)
+    """Columns the model was fitted on (by name when it has names), else the selection rules of
+    ``fit`` (numbers and booleans); a stray text cell in them is an error naming the cell."""
+    if columns is None and getattr(det, "feature_names_in_", None) is None:
+        columns, _ = default_features(frame, exclude)
+    return check_numeric(feature_frame(frame, det, columns, exclude))
 
 
 def _ids(frame: pd.DataFrame, id_column: str | None) -> np.ndarray:
@@ -64,13 +76,23 @@ def fit(
     """Train a detector on DATA and write it to a model file."""
     if model not in MODEL_KINDS:
         raise InputError(f"--model must be one of {list(MODEL_KINDS)}, got {model!r}.")
+    if domain_column is not None and model != "adaflow":
+        raise InputError(
+            f"--domain-column applies to multi-domain models (--model adaflow); {model} models one domain. "
+            "Drop --domain-column, or use --model adaflow."
+        )
     check_output(output)
     frame = read_table(data)
+    feature_columns = split_columns(columns)
+    check_columns(frame, columns=feature_columns, id_column=id_column, label_column=label_column, domain_column=domain_column)
     domains = require_column(frame, domain_column, "Domain")
     if model == "adaflow" and domains is None:
         warnings.warn("adaflow without --domain-column: all rows form one domain named 'default'.", UserWarning, stacklevel=1)
     exclude = [c for c in (id_column, label_column, domain_column) if c]
-    X = select_features(frame, split_columns(columns), exclude)
+    left_out: list[str] = []
+    if feature_columns is None:
+        feature_columns, left_out = default_features(frame, exclude)
+    X = check_numeric(frame[feature_columns])
     params = {"random_state": seed, **_parse_set(set_)}
     if contamination is not None:
         params["contamination"] = contamination
@@ -88,7 +110,12 @@ def fit(
             det.fit(X)
     det.save(output)
     if not quiet:
-        typer.echo(f"Trained {model} on {X.shape[0]} rows x {X.shape[1]} features; threshold {det.threshold_:.4g}; wrote {output}")
+        shown = ", ".join(map(str, X.columns[:12])) + (", ..." if X.shape[1] > 12 else "")
+        skipped = f"; left out text column(s) {left_out}" if left_out else ""
+        typer.echo(
+            f"Trained {model} on {X.shape[0]} rows x {X.shape[1]} features ({shown}){skipped}; "
+            f"threshold {det.threshold_:.4g}; wrote {output}"
+        )
 
 
 _DASK_HELP = "Run on Dask, partition by partition (DATA may be a folder of Parquet/CSV files; needs the dask extra)."
@@ -127,7 +154,15 @@ def score(
     check_output(output)
     det = load(model_file)
     check_domain_options(det, domain, domain_column, str(model_file))
-    out = score_frame(det, read_table(data), columns=split_columns(columns), id_column=id_column, domain=domain, domain_column=domain_column)
+    frame = read_table(data)
+    feature_columns = split_columns(columns)
+    check_columns(frame, columns=feature_columns, id_column=id_column, domain_column=domain_column)
+    X = _features(frame, det, feature_columns, [c for c in (id_column, domain_column) if c])
+    converted = [c for c in X.columns if X[c].dtype != frame[c].dtype]  # numbers stored as text
+    if converted:
+        frame = frame.copy()
+        frame[converted] = X[converted]
+    out = score_frame(det, frame, columns=list(X.columns), id_column=id_column, domain=domain, domain_column=domain_column)
     write_table(out, output)
     if not quiet:
         typer.echo(f"Scored {len(out)} rows: {int(out['label'].sum())} flagged as anomalies; wrote {output}")
@@ -203,6 +238,7 @@ def adapt(
         rows = det.domain_counts_[domain]
     else:
         frame = read_table(data)
+        check_columns(frame, columns=split_columns(columns))
         det.adapt(_features(frame, det, split_columns(columns), []), domain=domain)
         rows = len(frame)
     det.save(target)
@@ -228,6 +264,7 @@ def translate(
         raise InputError(f"{str(model_file)!r} holds a {type(det).__name__} model, which cannot translate between domains; use an adaflow model.")
     check_output(output)
     frame = read_table(data)
+    check_columns(frame, columns=split_columns(columns), id_column=id_column)
     X = _features(frame, det, split_columns(columns), [c for c in (id_column,) if c])
     moved = det.translate(X, source=source, target=target)
     out = pd.DataFrame(moved, columns=list(X.columns))

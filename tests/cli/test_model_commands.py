@@ -100,7 +100,7 @@ def test_adaflow_fit_adapt_score_translate_info(files: Path, tmp_path: Path) -> 
         (["score", "{model}", "{files}/train.csv", "-o", "{tmp}/s.csv", "--domain", "x"], "single-domain RobustRealNVP model"),
         (["fit", "{files}/train.csv", "-o", "{tmp}/m.flowad", "-m", "lstm"], "--model must be one of"),
         (["fit", "{files}/train.csv", "-o", "{tmp}/m.flowad", "--contamination", "0.9"], "contamination must be"),
-        (["fit", "{files}/train.csv", "-o", "{tmp}/m.flowad", "--domain-column", "zone"], "Domain column 'zone' is not in the data"),
+        (["fit", "{files}/train.csv", "-o", "{tmp}/m.flowad", "-m", "adaflow", "--domain-column", "zone"], "Domain column 'zone' is not in the data"),
         (["fit", "{files}/train.csv", "-o", "{tmp}/m.flowad", "--set", "oops"], "--set expects KEY=VALUE"),
         (["adapt", "{model}", "{files}/train.csv", "--domain", "d"], "no domains to adapt"),
         (["translate", "{model}", "{files}/train.csv", "--source", "a", "--target", "b", "-o", "{tmp}/t.csv"], "cannot translate"),
