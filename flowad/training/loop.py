@@ -79,8 +79,9 @@ def _diverged(epoch: int, step: int, cfg: TrainConfig, value: float) -> Training
 
 
 #: An epoch whose mean loss exceeds the first minibatch's loss by more than this many times
-#: ``max(1, |first loss|)`` has diverged. On ODDS data the mean loss of a healthy run never
-#: rose above 1.1 x its first minibatch's; a learning rate of 1e6 drives it to 1e13.
+#: ``max(1, |first loss|)`` has diverged. On 16 ODDS datasets (RobustRealNVP, RealNVP and AdaFlow
+#: with default settings, 30 epochs, at most 3000 rows) no epoch's mean loss rose above 1.7 x the
+#: first minibatch's (single minibatches: 5.6 x), while lr=1e6 drives it to 1e12-1e13.
 DIVERGENCE_FACTOR = 1000.0
 
 
