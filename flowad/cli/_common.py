@@ -106,13 +106,28 @@ def check_columns(frame: pd.DataFrame, **options: str | list[str] | None) -> Non
 NUMERIC_LOOKING = 0.5
 
 
-def _unparsed(values: pd.Series) -> tuple[pd.Series, int]:
-    """The non-empty cells of a text column that do not parse as numbers, and how many did."""
-    present = values[values.notna()]
-    if present.empty:
-        return present, 0
-    parsed = pd.to_numeric(present.astype(str).str.strip(), errors="coerce")
-    return present[parsed.isna()], int(parsed.notna().sum())
+_BAD = object()  # marks a cell that is not a number
+
+
+def _cell_number(value: Any) -> Any:
+    """A text column's cell as a float (NaN if missing; True/False as 1/0), or ``_BAD``."""
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return np.nan
+    if isinstance(value, (bool, np.bool_)):
+        return float(value)
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        return _BAD
+
+
+def _parse(values: pd.Series) -> tuple[pd.Series, pd.Series, int]:
+    """A text column as floats (NaN where missing or not a number), its cells that are not
+    numbers, and how many cells are numbers."""
+    parsed = values.map(_cell_number)
+    bad = parsed.map(lambda v: v is _BAD).astype(bool)
+    numbers = parsed.where(~bad, np.nan).astype(np.float64)
+    return numbers, values[bad], int((~bad & values.notna()).sum())
 
 
 def _stray_text_error(frame: pd.DataFrame, column: Any, bad: pd.Series, n_numbers: int) -> FlowadInputError:
@@ -136,7 +151,7 @@ def check_numeric(frame: pd.DataFrame) -> pd.DataFrame:
         values = frame[column]
         if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
             continue
-        bad, n_numbers = _unparsed(values)
+        numbers, bad, n_numbers = _parse(values)
         if len(bad):
             if n_numbers == 0:
                 raise FlowadInputError(
@@ -144,12 +159,21 @@ def check_numeric(frame: pd.DataFrame) -> pd.DataFrame:
                     "not a numeric feature; encode it as numbers or leave it out of --columns."
                 )
             raise _stray_text_error(frame, column, bad, n_numbers)
-        converted[column] = pd.to_numeric(values.astype(str).str.strip().where(values.notna()), errors="coerce")
-    if not converted:
-        return frame
-    out = frame.copy()
-    for column, values in converted.items():
-        out[column] = values
+        converted[column] = numbers
+    out = frame
+    if converted:
+        out = frame.copy()
+        for column, values in converted.items():
+            out[column] = values
+    missing = out.isna().to_numpy()
+    if missing.any():
+        row, col = (int(i[0]) for i in np.nonzero(missing.T)[::-1])
+        counts = missing.sum(axis=0)
+        named = {str(c): int(n) for c, n in zip(out.columns, counts, strict=True) if n}
+        raise FlowadInputError(
+            f"Feature column(s) {list(named)} have empty or missing cells ({sum(named.values())} in all, "
+            f"first in column {str(out.columns[col])!r} at row {row}); impute or drop those rows first."
+        )
     return out
 
 
@@ -166,7 +190,7 @@ def default_features(frame: pd.DataFrame, exclude: list[str]) -> tuple[list[str]
         if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
             features.append(column)
             continue
-        bad, n_numbers = _unparsed(values)
+        _, bad, n_numbers = _parse(values)
         if not len(bad):
             features.append(column)  # numbers stored as text (all cells parse)
         elif n_numbers >= NUMERIC_LOOKING * (n_numbers + len(bad)):

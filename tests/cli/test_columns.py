@@ -137,3 +137,25 @@ def test_boolean_columns_are_features_as_0_and_1_like_in_the_api(files: Path, tm
 def test_other_commands_check_their_column_options(files: Path, models: dict[str, Path], tmp_path: Path, command: list[str], message: str) -> None:
     args = [a.format(data=files / "train.csv", tmp=tmp_path, **models) for a in command]
     _one_line_error(args, message)
+
+
+def test_missing_cells_are_reported_by_column_not_dropped(files: Path, tmp_path: Path) -> None:
+    df = pd.read_csv(files / "flags.csv")
+    df["flag"] = df["flag"].astype(object)
+    df.loc[4, "flag"] = None  # a True/False column with a blank cell is read as text by pandas
+    df.loc[9, "a"] = np.nan
+    df.to_csv(tmp_path / "blank.csv", index=False)
+    message = r"Feature column\(s\) \['a', 'flag'\] have empty or missing cells \(2 in all, first in column 'a' at row 9\)"
+    _one_line_error(["fit", tmp_path / "blank.csv", "-o", tmp_path / "m.flowad", "--id-column", "row_id", "--label-column", "is_anomaly", *SMALL], message)
+
+
+def test_numbers_stored_as_text_are_features(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    lines = ["a,b,name"] + [f"{x:.4f},\"{y:.4f}\",n{i}" for i, (x, y) in enumerate(rng.normal(size=(40, 2)))]
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    frame = pd.read_csv(tmp_path / "t.csv", dtype={"b": str})
+    assert not pd.api.types.is_numeric_dtype(frame["b"])
+    from flowad.cli._common import check_numeric, default_features
+
+    assert default_features(frame, []) == (["a", "b"], ["name"])
+    assert check_numeric(frame[["a", "b"]])["b"].dtype == np.float64
