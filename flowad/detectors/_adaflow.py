@@ -284,29 +284,51 @@ class AdaFlow(DomainDetector):
         parts: list[CoMoments] | None = None
         seen = 0
         for chunk in chunks():
-            _, rows, _ = self._gaussian_rows(chunk, index)
-            if parts is None:
-                parts = [CoMoments.empty(rows.shape[1]) for _ in range(max(1, min(N_FOLDS, count)))]
-            folds = fold_of(seen + np.arange(rows.shape[0]), count)
-            for f, part in enumerate(parts):
-                part.update(rows[folds == f])
-            seen += rows.shape[0]
+            mine = self._fold_moments(chunk, index, seen, count)
+            parts = mine if parts is None else [a.merge(b) for a, b in zip(parts, mine, strict=True)]
+            seen += chunk.shape[0]
         assert parts is not None
+        held_out = self._held_out_gaussians(parts)
+        selection = Selection.empty()
+        if held_out:
+            seen = 0
+            for chunk in chunks():
+                selection = selection.merge(self._fold_selection(chunk, index, seen, count, held_out))
+                seen += chunk.shape[0]
+        return self._finish_mixture(parts, selection)
+
+    # The pieces of the streamed mixture, also for distributed adaptation (flowad.dask): each takes
+    # standardized rows Z at global row positions start, start + 1, ... of ``count`` rows.
+    def _fold_moments(self, Z: torch.Tensor, index: int, start: int, count: int) -> list[CoMoments]:
+        """Per-fold moments of the Gaussian's rows of ``Z`` (mergeable with ``CoMoments.merge``)."""
+        _, rows, _ = self._gaussian_rows(Z, index)
+        folds = fold_of(start + np.arange(rows.shape[0]), count)
+        return [CoMoments.of(rows[folds == f]) for f in range(max(1, min(N_FOLDS, count)))]
+
+    @staticmethod
+    def _held_out_gaussians(parts: list[CoMoments]) -> list[Any]:
+        """Each fold's held-out Gaussian (none below MIN_SELECTION_ROWS rows: no selection)."""
         total = CoMoments.empty(parts[0].features)
         for part in parts:
             total = total.merge(part)
-        selection = Selection.empty()
-        if count >= MIN_SELECTION_ROWS:
-            held_out = [held_out_gaussian(total, part) for part in parts]
-            seen = 0
-            for chunk in chunks():
-                log_flow, rows, extra = self._gaussian_rows(chunk, index)
-                folds = fold_of(seen + np.arange(rows.shape[0]), count)
-                held = np.empty(rows.shape[0])
-                for f, gauss in enumerate(held_out):
-                    held[folds == f] = gauss.log_prob(rows[folds == f])
-                selection = selection.add(log_flow, held + extra)
-                seen += rows.shape[0]
+        if total.count < MIN_SELECTION_ROWS:
+            return []
+        return [held_out_gaussian(total, part) for part in parts]
+
+    def _fold_selection(self, Z: torch.Tensor, index: int, start: int, count: int, held_out: list[Any]) -> Selection:
+        """The selection sums of rows ``Z`` (mergeable with ``Selection.merge``)."""
+        log_flow, rows, extra = self._gaussian_rows(Z, index)
+        folds = fold_of(start + np.arange(rows.shape[0]), count)
+        held = np.empty(rows.shape[0])
+        for f, gauss in enumerate(held_out):
+            held[folds == f] = gauss.log_prob(rows[folds == f])
+        return Selection.empty().add(log_flow, held + extra)
+
+    @staticmethod
+    def _finish_mixture(parts: list[CoMoments], selection: Selection) -> DomainMixture:
+        total = CoMoments.empty(parts[0].features)
+        for part in parts:
+            total = total.merge(part)
         return DomainMixture.build(total, selection)
 
     def _new_domain(self) -> None:

@@ -287,6 +287,9 @@ class Selection:
         r = _relative_log_likelihoods(log_flow, log_gauss_held_out)
         return Selection(self.count + r.shape[0], self.sums + r.sum(axis=0), self.cross + r.T @ r)
 
+    def merge(self, other: Selection) -> Selection:
+        return Selection(self.count + other.count, self.sums + other.sums, self.cross + other.cross)
+
     def copy(self) -> Selection:
         return Selection(self.count, self.sums.copy(), self.cross.copy())
 
@@ -328,15 +331,27 @@ class DomainMixture:
 
 
 def held_out_gaussian(total: CoMoments, part: CoMoments) -> ShrunkGaussian:
-    """The Gaussian of the rows of ``total`` that are not in ``part`` (exact downdate of the
-    count, mean and co-moment; the fourth-order terms are not needed by OAS)."""
+    """The Gaussian that holds ``part`` out of ``total`` *for its correlations only*: the mean and
+    per-feature scales are those of all rows of ``total``, the correlation matrix that of the rows
+    not in ``part`` (an exact downdate of the co-moment), shrunk by OAS.
+
+    The flow's per-domain statistics (AdaBN means and variances) are computed once from all rows,
+    so its held-out likelihood is in-sample for exactly those per-feature statistics; giving the
+    Gaussian the same in-sample per-feature statistics keeps the comparison fair, and what the
+    Gaussian learns beyond them (the correlations, D(D-1)/2 numbers) is held out.
+    """
     n = total.count - part.count
     if n < 1:
         raise ValueError("Nothing is left once the part is held out.")
     mean = (total.mean * total.count - part.mean * part.count) / n
     d = part.mean - mean
     comoment = total.comoment - part.comoment - np.outer(d, d) * (n * part.count / total.count)
-    return ShrunkGaussian.from_comoment(n, mean, comoment)
+    s_rest = np.sqrt(np.maximum(np.diag(comoment) / n, VAR_FLOOR))
+    s_all = np.sqrt(np.maximum(np.diag(total.comoment) / total.count, VAR_FLOOR))
+    rescale = s_all / s_rest
+    comoment = comoment * rescale[:, None]
+    comoment *= rescale[None, :]
+    return ShrunkGaussian.from_comoment(n, total.mean, comoment)
 
 
 def fold_of(positions: np.ndarray, count: int) -> np.ndarray:
