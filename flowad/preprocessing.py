@@ -141,11 +141,16 @@ class Standardization:
         return cls(mean=mean, scale=scale, constant=constant, method=method)
 
     def transform(self, X: np.ndarray, *, drop_constant: bool = False) -> np.ndarray:
-        """``(X - mean) / scale``; with ``drop_constant`` the constant columns are left out."""
-        if drop_constant:
-            keep = ~self.constant
-            return (X[:, keep] - self.mean[keep]) / self.scale[keep]
-        return (X - self.mean) / self.scale
+        """``(X - mean) / scale``; with ``drop_constant`` the constant columns are left out.
+
+        A value too far out for float64 becomes ``±inf`` silently: the detectors' non-finite
+        checks (``NonFiniteError``) and :meth:`clip_training` decide what it means.
+        """
+        with np.errstate(over="ignore"):
+            if drop_constant:
+                keep = ~self.constant
+                return (X[:, keep] - self.mean[keep]) / self.scale[keep]
+            return (X - self.mean) / self.scale
 
     @staticmethod
     def clip_training(Z: np.ndarray, bound: float = TRAIN_CLIP) -> np.ndarray:

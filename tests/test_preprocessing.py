@@ -3,6 +3,8 @@ scale of few-valued columns and the fit-time winsorizing."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -131,3 +133,25 @@ def test_clip_training_winsorizes_a_copy() -> None:
 def test_unknown_method_is_refused() -> None:
     with pytest.raises(ValueError, match="method must be one of"):
         Standardization.fit(np.ones((3, 2)), method="minmax")
+
+
+def test_values_beyond_float64_become_inf_without_a_warning() -> None:
+    # The fuzzer's case: half the rows near 0 (a tiny robust scale), one row at 1e78.
+    X = np.array([[-2.27e-268], [1.54e16], [-2.7e-293], [3.97e16], [0.0], [-2.27e-268],
+                  [-2.79e16], [1.09e78], [-2.27e-268], [-2.27e-268]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        st = Standardization.fit(X)
+        Z = st.transform(X)
+    assert np.isinf(Z).any() and np.isfinite(Standardization.clip_training(Z)).all()
+
+
+def test_a_detector_fits_the_fuzzer_case() -> None:
+    from flowad import RealNVP
+
+    X = np.array([[-2.27e-268], [1.54e16], [-2.7e-293], [3.97e16], [0.0], [-2.27e-268],
+                  [-2.79e16], [1.09e78], [-2.27e-268], [-2.27e-268]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        det = RealNVP(n_couplings=1, hidden=(4,), epochs=1, dtype="float64", device="cpu", random_state=0).fit(X)
+    assert np.isfinite(det.decision_scores_).all()
