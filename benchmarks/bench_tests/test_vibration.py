@@ -68,6 +68,8 @@ def test_task_rows_and_metrics(femto_dir: Path) -> None:
     assert late.auroc.between(0, 1).all() and late.pauc.between(0, 1).all()
     assert late[late.method.isin(["adaflow", "nf_unadapted", "nf_finetuned"])].nll.notna().all()
     assert (late[late.method == "adaflow"].adapt_seconds > 0).all()
+    mixtures = late[late.method.isin(["adaflow_mixture", "adaflow_mixture_latent"])]
+    assert mixtures.nll.notna().all() and (mixtures.adapt_seconds > 0).all()
     # late life is a strong 6 kHz tone: the per-domain Gaussian finds it
     assert late[late.method == "gauss_target_only"].auroc.min() > 0.9
 
@@ -119,3 +121,16 @@ def test_real_data_simple_baselines_match_the_readme(tmp_path: Path) -> None:
     pub = published_baselines()
     for _, p in pub[(pub.experiment == "late_life") & pub.n_adapt.isin([10, 100])].iterrows():
         assert abs(ours[(p.method, p.n_adapt)] - p.auroc) < 0.05, (p.method, p.n_adapt, ours[(p.method, p.n_adapt)])
+
+
+def test_knn_target_scores_are_distances_to_the_nearest_adaptation_row() -> None:
+    from flowad_bench.shift import knn_target_scores
+
+    from flowad.preprocessing import standardize
+
+    rng = np.random.default_rng(0)
+    adapt, test = rng.normal(size=(30, 4)), rng.normal(size=(50, 4)) * 2
+    a, t = standardize(adapt, test)
+    ref = np.sqrt(((t[:, None, :] - a[None, :, :]) ** 2).sum(axis=2)).min(axis=1)
+    np.testing.assert_allclose(knn_target_scores(adapt, test, batch=7), ref, rtol=1e-9, atol=1e-9)
+    assert knn_target_scores(adapt, adapt).max() < 1e-6

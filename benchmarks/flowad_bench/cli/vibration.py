@@ -19,12 +19,13 @@ def vibration(
     out: Path = typer.Option(Path("results/vibration"), "--out", "-o", help="Output folder (results.csv, table.md, features.npz)."),
     seeds: int = typer.Option(5, "--seeds", help="Number of seeds (0 .. seeds-1)."),
     quick: bool = typer.Option(False, "--quick", help="Smoke run: 1 seed, 30 training epochs, 10 fine-tuning epochs."),
-    n_adapt: list[int] = typer.Option([10, 30, 100], "--n-adapt", help="Target snapshots for adaptation (repeat the option)."),
+    n_adapt: list[int] = typer.Option([10, 30, 50, 100], "--n-adapt", help="Target snapshots for adaptation (repeat the option)."),
     validate: bool = typer.Option(True, "--validate/--no-validate", help="Also run the source-only comparison of AdaFlow settings."),
 ) -> None:
-    """Leave one operating condition out; AdaFlow adapted with N = 10/30/100 target snapshots
-    against the unadapted and fine-tuned flows, an autoencoder and the data README's simple
-    baselines; writes results.csv, table.md (with the README's caveats) and auroc.png into --out."""
+    """Leave one operating condition out; AdaFlow adapted with N = 10/30/50/100 target snapshots
+    (the default mixture and the flow alone) against the unadapted and fine-tuned flows, an
+    autoencoder, the target-only Gaussian and 1-NN and the data README's simple baselines;
+    writes results.csv, table.md (with the README's caveats) and auroc.png into --out."""
     from flowad_bench.runner import torch_threads
     from flowad_bench.shift import config_dict, environment, flow_params, plot_auroc_vs_n
     from flowad_bench.vibration import (

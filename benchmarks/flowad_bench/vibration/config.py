@@ -25,18 +25,23 @@ METHODS = (
     "nf_unadapted",
     "autoencoder",
     "adaflow",
+    "adaflow_mixture",
+    "adaflow_mixture_latent",
     "nf_finetuned",
     "gauss_pooled",
     "gauss_domain_std",
     "gauss_target_only",
+    "knn_target_only",
     "iforest_pooled",
     "iforest_domain_std",
     "log_rms",
 )
-#: Methods with an NLL.
-FLOWS = ("nf_unadapted", "adaflow", "nf_finetuned")
-#: The data README's simple baselines.
-SIMPLE_BASELINES = METHODS[4:]
+#: Methods with an NLL ("adaflow": the flow alone, the published AdaFlow; "adaflow_mixture": the
+#: library's default adapted detector, the same trained flow mixed with each domain's Gaussian;
+#: "adaflow_mixture_latent": the same with the Gaussian on the flow's latent, gaussian_space="latent").
+FLOWS = ("nf_unadapted", "adaflow", "adaflow_mixture", "adaflow_mixture_latent", "nf_finetuned")
+#: The simple baselines (the data README's, and the target-only 1-NN distance).
+SIMPLE_BASELINES = METHODS[6:]
 #: Healthy window of the data (life fraction), and the late-life window.
 HEALTHY = (0.05, 0.5)
 LATE_LIFE = (0.85, 0.97)
@@ -67,7 +72,7 @@ class VibrationBenchConfig:
     50 epochs, batch 32, lr 1e-4 (the library default learning rate of fine-tuning).
     """
 
-    n_adapt: tuple[int, ...] = (10, 30, 100)
+    n_adapt: tuple[int, ...] = (10, 30, 50, 100)
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     targets: tuple[str, ...] = CONDITIONS
     epochs: int = 200

@@ -20,7 +20,16 @@ from flowad.exceptions import InputError
 from flowad.features.vibration import feature_names
 from flowad.preprocessing import standardize
 from flowad_bench.record import output_folder
-from flowad_bench.shift import check_grid, fit_source_models, metrics, result_row, run_resumable, target_gaussian_scores
+from flowad_bench.shift import (
+    check_grid,
+    fit_source_models,
+    flow_only,
+    knn_target_scores,
+    metrics,
+    result_row,
+    run_resumable,
+    target_gaussian_scores,
+)
 from flowad_bench.vibration.config import (
     CONDITIONS,
     DRIFT_NORMAL,
@@ -73,6 +82,8 @@ def run_vibration_task(
     rms_cols = [names.index("h_log_rms"), names.index("v_log_rms")]
 
     ada, bn, ae = fit_source_models(Xs, ds, config, seed)
+    ada_flow = flow_only(ada)  # the published AdaFlow: the same trained flow, scored by the flow alone
+    ada_latent = flow_only(ada, adapted_density="mixture", gaussian_space="latent")  # the Gaussian on the flow's latent
     pooled_domain = str(ds[0])  # a training domain: scored with the pooled (unadapted) flow
 
     Zs_global = standardize(Xs)[0]
@@ -99,10 +110,20 @@ def run_vibration_task(
                 warnings.simplefilter("ignore", UserWarning)  # "few rows" warnings at N = 10 are expected here
                 name = f"{target}@{experiment}"
                 t0 = time.perf_counter()
-                ada.adapt(Xa, domain=name)
+                ada_flow.adapt(Xa, domain=name)
                 seconds["adaflow"] = time.perf_counter() - t0
-                ll = ada.score_samples(Xt, domain=name)
+                ll = ada_flow.score_samples(Xt, domain=name)
                 scores["adaflow"], nll["adaflow"] = -ll, float(-ll[normal_rows].mean())
+                t0 = time.perf_counter()
+                ada.adapt(Xa, domain=name)
+                seconds["adaflow_mixture"] = time.perf_counter() - t0
+                ll = ada.score_samples(Xt, domain=name)
+                scores["adaflow_mixture"], nll["adaflow_mixture"] = -ll, float(-ll[normal_rows].mean())
+                t0 = time.perf_counter()
+                ada_latent.adapt(Xa, domain=name)
+                seconds["adaflow_mixture_latent"] = time.perf_counter() - t0
+                ll = ada_latent.score_samples(Xt, domain=name)
+                scores["adaflow_mixture_latent"], nll["adaflow_mixture_latent"] = -ll, float(-ll[normal_rows].mean())
                 ll = bn.score_samples(Xt, domain=pooled_domain)
                 scores["nf_unadapted"], nll["nf_unadapted"] = -ll, float(-ll[normal_rows].mean())
                 scores["autoencoder"] = ae.decision_function(Xt)
@@ -119,6 +140,7 @@ def run_vibration_task(
             scores["gauss_pooled"] = lw_pooled.mahalanobis(Zt_global)
             scores["gauss_domain_std"] = lw_domain.mahalanobis(Zt_own)
             scores["gauss_target_only"] = target_gaussian_scores(Xa, Xt)
+            scores["knn_target_only"] = knn_target_scores(Xa, Xt)
             scores["iforest_pooled"] = -if_pooled.score_samples(Zt_global)
             scores["iforest_domain_std"] = -if_domain.score_samples(Zt_own)
             scores["log_rms"] = Xt[:, rms_cols].sum(axis=1)
