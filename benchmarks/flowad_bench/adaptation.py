@@ -25,6 +25,7 @@ Two measurements, each producing figures from one run:
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -118,6 +119,13 @@ def _timing(cfg: AdaptationBenchConfig, model_path: Path) -> dict[str, Any]:
     ada.score_samples(X_new, domain="target")
     t_adapt = _median_time(lambda: ada.adapt(X_new, domain="target"), cfg.repeats, setup=lambda: ada.remove_domain("target"))
     t_score = _median_time(lambda: ada.score_samples(X_new, domain="target"), cfg.repeats)
+    # the published AdaFlow (the flow alone) on the same trained flow
+    flow_only = copy.deepcopy(ada).set_params(adapted_density="flow")
+    flow_only.adapt(X_new, domain="target")
+    flow_only.score_samples(X_new, domain="target")
+    t_adapt_flow = _median_time(lambda: flow_only.adapt(X_new, domain="target"), cfg.repeats,
+                                setup=lambda: flow_only.remove_domain("target"))
+    t_score_flow = _median_time(lambda: flow_only.score_samples(X_new, domain="target"), cfg.repeats)
     t0 = time.perf_counter()
     bn.adapt(X_new, domain="target")
     t_finetune = time.perf_counter() - t0
@@ -138,8 +146,13 @@ def _timing(cfg: AdaptationBenchConfig, model_path: Path) -> dict[str, Any]:
         "finetune_seconds_per_epoch": t_finetune / cfg.finetune_epochs,
         "core_adapt_seconds": t_core_adapt,
         "core_score_seconds": t_core_score,
+        "adapt_flow_seconds": t_adapt_flow,
+        "score_flow_seconds": t_score_flow,
         "finetune_over_adapt": t_finetune / t_adapt,
+        "finetune_over_adapt_flow": t_finetune / t_adapt_flow,
         "adapt_over_score": t_adapt / t_score,
+        "adapt_over_score_flow": t_adapt / t_score_flow,
+        "adapt_flow_over_score_flow": t_adapt_flow / t_score_flow,
         "core_adapt_over_core_score": t_core_adapt / t_core_score,
         "adabn_layers": len(adabn_layers(ada.flow_.bijection)),
         "parameters": sum(p.numel() for p in ada.flow_.parameters()),
@@ -263,13 +276,20 @@ def format_report(result: dict[str, Any]) -> str:
         f"D={c['n_features']}, N={c['n_adapt']}, {c['dtype']}; {t['adabn_layers']} AdaBN layers, {t['parameters']} parameters)",
         f"environment: {json.dumps(result['environment'])}",
         "",
-        f"adapt (AdaFlow.adapt, median of {c['repeats']}):          {1e3 * t['adapt_seconds']:9.2f} ms",
-        f"score (AdaFlow.score_samples, median of {c['repeats']}):  {1e3 * t['score_seconds']:9.2f} ms",
+        f"adapt (AdaFlow.adapt, default mixture, median of {c['repeats']}):          {1e3 * t['adapt_seconds']:9.2f} ms",
+        f"score (AdaFlow.score_samples, default mixture, median of {c['repeats']}):  {1e3 * t['score_seconds']:9.2f} ms",
+        *([f"adapt, flow alone (adapted_density='flow'):                {1e3 * t['adapt_flow_seconds']:9.2f} ms",
+           f"score, flow alone:                                         {1e3 * t['score_flow_seconds']:9.2f} ms"]
+          if "adapt_flow_seconds" in t else []),
         f"fine-tune (BatchNormFlow.adapt, {c['finetune_epochs']} epochs, batch {c['finetune_batch_size']}, lr {c['finetune_lr']}): "
         f"{t['finetune_seconds']:.3f} s ({1e3 * t['finetune_seconds_per_epoch']:.1f} ms per epoch)",
         "",
         f"fine-tuning / adaptation:  {t['finetune_over_adapt']:8.1f} x",
-        f"adaptation / one scoring pass: {t['adapt_over_score']:5.2f} x",
+        f"adaptation / one scoring pass: {t['adapt_over_score']:5.2f} x (mixture / mixture)",
+        *([f"mixture adaptation / one flow-alone scoring pass: {t['adapt_over_score_flow']:5.2f} x",
+           f"fine-tuning / flow-alone adaptation:  {t['finetune_over_adapt_flow']:8.1f} x",
+           f"flow-alone adaptation / flow-alone scoring pass: {t['adapt_flow_over_score_flow']:5.2f} x"]
+          if "adapt_flow_seconds" in t else []),
         f"bare passes: update_statistics {1e3 * t['core_adapt_seconds']:.2f} ms / log_prob {1e3 * t['core_score_seconds']:.2f} ms"
         f" = {t['core_adapt_over_core_score']:.2f} x",
         "",
