@@ -20,7 +20,7 @@ def sound(
     out: Path = typer.Option(Path("results/sound"), "--out", "-o", help="Output folder (results.csv, table.md, config.json)."),
     seeds: int = typer.Option(3, "--seeds", help="Number of seeds (0 .. seeds-1)."),
     targets: list[int] = typer.Option([0, 1, 2, 3], "--target", help="Target rotations 0-3 (repeat the option)."),
-    n_adapt: list[int] = typer.Option([10, 100, 1000], "--n-adapt", help="Target frames for adaptation (repeat the option)."),
+    n_adapt: list[int] = typer.Option([10, 50, 100, 1000], "--n-adapt", help="Target frames for adaptation (repeat the option)."),
     anr: list[float] = typer.Option([-20.0, -10.0], "--anr", help="Anomaly-to-normal ratios in dB (repeat the option)."),
     audio_ae: bool = typer.Option(True, "--audio-ae/--no-audio-ae", help="Also run PyOD's AudioAE."),
     quick: bool = typer.Option(False, "--quick", help="Smoke run: 1 seed, target 0, N=10/100, 2 epochs everywhere."),

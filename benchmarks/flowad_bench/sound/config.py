@@ -26,9 +26,12 @@ GENERATED_NOISES = ("hvac",)
 #: DCASE 2016 office-event classes used as anomalies (the AdaFlow study's choice).
 EVENT_CLASSES = ("doorslam", "knock", "keysDrop", "keyboard", "drawer", "pageturn", "phone")
 #: Methods, in table order.
-METHODS = ("nf_unadapted", "autoencoder", "audio_ae", "adaflow", "nf_finetuned", "gauss_target")
-#: Methods with an NLL.
-FLOWS = ("nf_unadapted", "adaflow", "nf_finetuned")
+METHODS = ("nf_unadapted", "autoencoder", "audio_ae", "adaflow", "adaflow_mixture", "adaflow_mixture_latent", "nf_finetuned",
+           "gauss_target", "knn_target")
+#: Methods with an NLL ("adaflow": the flow alone, the published AdaFlow; "adaflow_mixture": the
+#: library's default adapted detector, the same flow mixed with the target's Gaussian;
+#: "adaflow_mixture_latent": the Gaussian on the flow's latent, gaussian_space="latent").
+FLOWS = ("nf_unadapted", "adaflow", "adaflow_mixture", "adaflow_mixture_latent", "nf_finetuned")
 
 
 def experiment_name(anr_db: float) -> str:
@@ -48,7 +51,7 @@ class SoundBenchConfig:
     benchmark).
     """
 
-    n_adapt: tuple[int, ...] = (10, 100, 1000)
+    n_adapt: tuple[int, ...] = (10, 50, 100, 1000)
     seeds: tuple[int, ...] = (0, 1, 2)
     targets: tuple[int, ...] = (0, 1, 2, 3)
     snr_db: float = 0.0

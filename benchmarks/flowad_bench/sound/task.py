@@ -15,7 +15,15 @@ import pandas as pd
 from flowad.exceptions import InputError
 from flowad_bench.methods import quiet_and_isolated
 from flowad_bench.record import output_folder
-from flowad_bench.shift import check_grid, fit_source_models, result_row, run_resumable, target_gaussian_scores
+from flowad_bench.shift import (
+    check_grid,
+    fit_source_models,
+    flow_only,
+    knn_target_scores,
+    result_row,
+    run_resumable,
+    target_gaussian_scores,
+)
 from flowad_bench.sound.config import MACHINES, NOISES, SoundBenchConfig, experiment_name
 from flowad_bench.sound.data import (
     LabelledSegments,
@@ -82,6 +90,11 @@ def run_sound_task(material: SoundMaterial, rotation: int, seed: int, config: So
     tests = {experiment_name(a): build_test_set(material, test_waves, seed, rotation, a, config) for a in config.anr_db}
 
     ada, bn, ae = fit_source_models(Xs, ds, config, seed)
+    variants = {  # the same trained flow: the default mixture, the flow alone (published AdaFlow), the latent Gaussian
+        "adaflow": flow_only(ada),
+        "adaflow_mixture": ada,
+        "adaflow_mixture_latent": flow_only(ada, adapted_density="mixture", gaussian_space="latent"),
+    }
     audio_ae = _audio_ae(source_waves, material.sample_rate, seed, config) if config.audio_ae else None
     pooled = str(ds[0])  # a training domain: the pooled (unadapted) flow scores it
 
@@ -104,18 +117,22 @@ def run_sound_task(material: SoundMaterial, rotation: int, seed: int, config: So
         Xa = pool[np.sort(order[:n])]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "few rows" warnings at N = 10 are expected here
-            t0 = time.perf_counter()
-            ada.adapt(Xa, domain=target)
-            ada_seconds = time.perf_counter() - t0
+            ada_seconds = {}
+            for method, model in variants.items():
+                t0 = time.perf_counter()
+                model.adapt(Xa, domain=target)
+                ada_seconds[method] = time.perf_counter() - t0
             name = f"{target}-N{n}"
             t0 = time.perf_counter()
             bn.adapt(Xa, domain=name)
             ft_seconds = time.perf_counter() - t0
             for experiment, test in tests.items():
                 entries = [(method, scores, nll, nan) for method, (scores, nll) in fixed[experiment].items()]
-                entries.append(("adaflow", *_score(test, -ada.score_samples(test.frames, domain=target)), ada_seconds))
+                for method, model in variants.items():
+                    entries.append((method, *_score(test, -model.score_samples(test.frames, domain=target)), ada_seconds[method]))
                 entries.append(("nf_finetuned", *_score(test, -bn.score_samples(test.frames, domain=name)), ft_seconds))
                 entries.append(("gauss_target", _score(test, target_gaussian_scores(Xa, test.frames))[0], nan, nan))
+                entries.append(("knn_target", _score(test, knn_target_scores(Xa, test.frames))[0], nan, nan))
                 rows += [result_row(experiment, target, seed, n, m, test.y, sc, nll, sec) for m, sc, nll, sec in entries]
             bn.remove_domain(name)
     return rows
