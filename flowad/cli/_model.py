@@ -201,8 +201,13 @@ def info(model_file: Path = typer.Argument(..., metavar="MODEL", help="Model fil
         f"features:     {det.n_features_in_}" + (f" {list(det.feature_names_in_)[:12]}{' ...' if det.n_features_in_ > 12 else ''}" if hasattr(det, "feature_names_in_") else ""),
     ]
     if hasattr(det, "domains_"):
+        weights = det.mixture_weights_ if hasattr(type(det), "mixture_weights_") else {}
         for name in det.domains_:
-            lines.append(f"domain:       {name!r}: threshold {det.thresholds_[name]:.6g}, {det.domain_counts_.get(name, '?')} rows seen")
+            w = weights.get(name, "n/a")
+            density = "" if w == "n/a" else ("; scored by the flow alone" if w is None else f"; flow weight {w:g} in w*p_flow + (1-w)*p_gauss")
+            lines.append(f"domain:       {name!r}: threshold {det.thresholds_[name]:.6g}, {det.domain_counts_.get(name, '?')} rows seen{density}")
+        if hasattr(det, "image_shape_"):
+            lines.append(f"images:       {tuple(det.image_shape_)} (C, H, W)")
     else:
         lines.append(f"threshold:    {det.threshold_:.6g} (contamination {det.contamination})")
     lines.append("parameters:   " + json.dumps(manifest["params"], sort_keys=True))

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from flowad._validation import check_is_fitted
+from flowad._validation import check_adaptation_range, check_is_fitted
 from flowad.detectors._base import SCORE_BATCH, BaseFlowDetector, _check_param
 from flowad.exceptions import InputError, ModelFileError, UnknownDomainError
 from flowad.flows.flow import Flow
@@ -323,6 +323,7 @@ class DomainDetector(BaseFlowDetector):
         X, source = self._chunks(X, int(cs))
         if X is not None:
             _check_rows(X.shape[0], name)
+            self._check_spread(X.min(axis=0), X.max(axis=0), name)
         index, new, snapshot = self._open(name)
         try:
             if X is not None:
@@ -335,9 +336,14 @@ class DomainDetector(BaseFlowDetector):
                 count = self._adapt_chunks(lambda: (self._standardize(c) for c in source()), index)
                 _check_rows(count, name)
                 kept, seen = np.empty(0), 0
+                low = high = None
                 for chunk in source():  # one scoring pass for the threshold, memory bounded
+                    if chunk.shape[0]:
+                        low = chunk.min(axis=0) if low is None else np.minimum(low, chunk.min(axis=0))
+                        high = chunk.max(axis=0) if high is None else np.maximum(high, chunk.max(axis=0))
                     scores = self._scores(chunk, index)
                     kept, seen = reservoir_merge(kept, seen, scores), seen + scores.size
+                self._check_spread(low, high, name)
         except BaseException:
             self._rollback(name, index, new, snapshot)
             raise
@@ -368,6 +374,8 @@ class DomainDetector(BaseFlowDetector):
         X = self._check_input(X)
         prior = self.domain_counts_.get(name, 0)
         _check_rows(prior + X.shape[0], name)
+        if prior == 0:  # the domain's statistics come from these rows alone
+            self._check_spread(X.min(axis=0), X.max(axis=0), name)
         index, new, snapshot = self._open(name)
         try:
             with torch.no_grad():
@@ -380,6 +388,12 @@ class DomainDetector(BaseFlowDetector):
         kept = reservoir_merge(self._calibration.get(name, np.empty(0)), prior, scores)
         self._set_domain(name, kept, prior + X.shape[0])
         return self
+
+    def _check_spread(self, low: np.ndarray, high: np.ndarray, name: str) -> None:
+        """Refuse adaptation rows in which a modelled feature never changes (see
+        :func:`flowad._validation.check_adaptation_range`)."""
+        names = getattr(self, "feature_names_in_", None)
+        check_adaptation_range(low, high, domain=name, ignore=self.constant_features_, names=None if names is None else list(names))
 
     def remove_domain(self, domain: Any) -> DomainDetector:
         """Forget ``domain`` (its statistics, threshold and kept scores).

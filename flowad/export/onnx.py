@@ -329,6 +329,8 @@ def export_onnx(det: Any, path: str | os.PathLike[str]) -> dict[str, Path]:
     check_is_fitted(det)
     if not hasattr(det, "flow_") or not hasattr(det, "mean_"):
         raise InputError(f"{type(det).__name__} is not a flow detector; ONNX export supports flow models only.")
+    if hasattr(det, "image_shape_"):
+        raise InputError("ONNX export does not support image models yet; score them with `flowad image score` or ImageAdaFlow.")
     tuned = [n for n, m in zip(getattr(det, "domains_", []), getattr(det, "domain_models_", []), strict=False) if m is not None]
     if tuned:
         raise InputError(
