@@ -82,7 +82,7 @@ def test_adaflow_fit_adapt_score_translate_info(files: Path, tmp_path: Path) -> 
     code, out = run("info", model)
     assert code == 0 and "'east'" in out and "'north'" in out and "adaflow" in out
     w = load(model).mixture_weights_["east"]
-    assert f"'east': threshold" in out and f"flow weight {w:g} in w*p_flow + (1-w)*p_gauss" in out
+    assert "'east': threshold" in out and f"flow weight {w:g} in w*p_flow + (1-w)*p_gauss" in out
     code, out = run("translate", model, files / "train.csv", "--source", "north", "--target", "south", "-o", tmp_path / "t.csv", "--id-column", "rid", "-q")
     assert code == 0, out
     moved = pd.read_csv(tmp_path / "t.csv")
