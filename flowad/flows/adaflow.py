@@ -37,6 +37,7 @@ from flowad.bijections.coupling import AffineCoupling
 from flowad.bijections.leaky_relu import LeakyReLU
 from flowad.bijections.lu import LULinear
 from flowad.bijections.permutation import Permutation
+from flowad.exceptions import NonFiniteError
 from flowad.flows.flow import Flow
 
 __all__ = [
@@ -178,10 +179,21 @@ def update_statistics(bijection: Bijection, x: Tensor, domain: int, *, prior_cou
         if isinstance(layer, AdaptiveBatchNorm):
             moments = RunningMoments(prior_count, *layer.statistics(domain)) if prior_count else RunningMoments()
             moments.update(x)
-            layer.set_statistics(domain, moments.mean, moments.var)
+            _store_statistics(layer, domain, moments)
         x, ld = layer(x, ctx)
         total = total + ld
     return x, total
+
+
+def _store_statistics(layer: AdaptiveBatchNorm, domain: int, moments: RunningMoments) -> None:
+    """Set ``domain``'s statistics of ``layer``, refusing moments that overflowed."""
+    if not (torch.isfinite(moments.mean).all() and torch.isfinite(moments.var).all()):
+        raise NonFiniteError(
+            "The mean or variance of the adaptation rows is not finite inside the flow: their values lie "
+            "astronomically far from the training data (or overflow the model's dtype). Check the rows' units "
+            "and scale; the domain was left unchanged."
+        )
+    layer.set_statistics(domain, moments.mean, moments.var)
 
 
 @torch.no_grad()
@@ -227,5 +239,5 @@ def adapt_statistics(bijection: Bijection, chunks: ChunkSource, domain: int) -> 
                 "it must yield the same rows on every call."
             )
         count = moments.count
-        layers[pos].set_statistics(domain, moments.mean, moments.var)
+        _store_statistics(layers[pos], domain, moments)
     return int(count or 0)

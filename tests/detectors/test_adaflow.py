@@ -416,3 +416,15 @@ def test_model_files_keep_the_mixture_and_old_files_score_by_the_flow(det: AdaFl
     write_model_file(tmp_path / "new.flowad", tensors, {**manifest, "mixture_format": 7})
     with pytest.raises(flowad.ModelFileError, match="format 7"):
         flowad.load(tmp_path / "new.flowad")
+
+
+def test_adapt_rows_whose_statistics_overflow_are_refused_and_leave_the_model_unchanged() -> None:
+    from flowad.exceptions import NonFiniteError
+
+    X = np.random.default_rng(0).normal(size=(60, 2))
+    det = AdaFlow(n_couplings=1, hidden=(4,), epochs=1, random_state=0).fit(X)
+    before = det.decision_function(X[:5], domain=det.domains_[0])
+    with pytest.raises(NonFiniteError, match="not finite inside the flow"):
+        det.adapt(X * 1e20, domain="big")
+    assert "big" not in det.domains_
+    np.testing.assert_array_equal(det.decision_function(X[:5], domain=det.domains_[0]), before)

@@ -17,18 +17,7 @@ from flowad.exceptions import InputError  # noqa: E402
 
 #: Findings whose fix lies outside flowad.export and the fuzzer (finding -> what is wrong, where).
 #: A case that hits one is reported as an expected failure until the entry is removed.
-KNOWN_ELSEWHERE: dict[str, str] = {
-    "undocumented:torch:ValueError": (
-        "AdaFlow.adapt on rows whose statistics overflow the model's dtype: AdaptiveBatchNorm.set_statistics "
-        "raises a plain ValueError (flowad.flows.adaflow.update_statistics / DomainDetector.adapt should "
-        "raise NonFiniteError naming the domain, as OnnxScorer.adapt does)"
-    ),
-    "runtime_warning": (
-        "a row whose standardized value overflows float64 makes Standardization.transform "
-        "(flowad/preprocessing.py) warn 'overflow encountered in divide'; compute it under "
-        "np.errstate(over='ignore') and let the non-finite checks decide"
-    ),
-}
+KNOWN_ELSEWHERE: dict[str, str] = {}  # finding -> why it is expected (none open: both earlier ones are fixed)
 
 
 @pytest.fixture(scope="module")
