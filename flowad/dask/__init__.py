@@ -4,8 +4,9 @@
   partition and returns a lazy Dask DataFrame (input index and order kept);
   :func:`write_scores` writes the scores as Parquet parts, one per partition, reporting or
   stopping at bad partitions.
-* :func:`adapt` computes a domain's AdaBN statistics from per-partition moments merged by a
-  tree reduction (``n_layers + 1`` passes).
+* :func:`adapt` computes a domain's AdaBN statistics (and, for a mixture model, its Gaussian
+  and flow weight) from per-partition moments merged by tree reductions (``n_layers + 1``
+  passes for the flow alone, ``n_layers + 3`` for the default mixture).
 * :func:`cluster` connects to a scheduler, or starts a ``LocalCluster`` for the job.
 
 The model goes to the workers as the bytes of its model file (safetensors + JSON, never a

@@ -9,13 +9,24 @@ Layer ``j``'s input depends on the domain's *new* statistics of layers ``< j``, 
 cannot share one pass: pass ``j`` runs every partition through the stack up to AdaBN layer
 ``j`` (with the statistics the passes before it set) and reduces that layer's moments. That is
 **one distributed pass per AdaBN layer** (``n_layers``; 2 for the default architecture), plus
-**one scoring pass** with the final statistics for the domain's threshold: 3 passes by default,
-the minimum for data that are re-read rather than held in memory. Only the statistics (a few
-``D``-vectors) go back and forth between passes; the model bytes are scattered once.
+**one scoring pass** with the final statistics for the domain's threshold: 3 passes for a
+flow-only model (``adapted_density="flow"``), the minimum for data that are re-read rather than
+held in memory.
+
+A mixture model (``adapted_density="mixture"``, the default) also needs the domain's Gaussian
+and flow weight (see :class:`flowad.AdaFlow`), built from the same mergeable pieces as a
+streamed ``adapt``, before the scoring pass: **pass A** returns, per partition, the moments of
+the Gaussian's rows per cross-validation fold (a row's fold is its global position modulo 5:
+the per-partition row counts come from the first AdaBN pass and give each partition its
+offset), merged element-wise by a tree reduction; **pass B** (skipped below 10 rows) returns
+the held-out log-likelihood sums of the candidate weights under each fold's held-out Gaussian,
+merged by a tree reduction. ``n_layers + 3`` passes in all (5 by default). Only statistics go
+back and forth between passes (a few ``D``-vectors, the folds' ``D x D`` moments and held-out
+Gaussians); the model bytes are scattered once.
 
 The result equals single-process ``AdaFlow.adapt`` on the same rows (to float32 rounding): the
-statistics are the same moments, and the threshold is read from the same scores merged into the
-same reservoir in partition order.
+statistics are the same moments, the mixture the same merged moments and selection sums, and
+the threshold is read from the same scores merged into the same reservoir in partition order.
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ from flowad.dask._score import _as_frame, _client, share_model
 from flowad.detectors._domains import _check_rows, domain_name, reservoir_merge
 from flowad.exceptions import FlowadError, InputError
 from flowad.flows.adaflow import adabn_layers, flat_layers
+from flowad.flows.moments import CoMoments, DomainMixture, Selection
 
 __all__ = ["Moments", "adapt", "merge_moments", "tree_reduce"]
 
@@ -92,11 +104,16 @@ def tree_reduce(leaves: list[Any], merge: Any, split_every: int = 8) -> Any:
 
 
 # ------------------------------------------------------------------------- worker side
-def _token(stats: Statistics) -> str:
+def _token(stats: Statistics, mix: DomainMixture | None = None) -> str:
     h = hashlib.sha256()
     for mean, var in stats:
         h.update(np.ascontiguousarray(mean, dtype=np.float64).tobytes())
         h.update(np.ascontiguousarray(var, dtype=np.float64).tobytes())
+    if mix is not None:
+        m, sel = mix.moments, mix.selection
+        h.update(repr((m.count, sel.count, float(mix.weight), float(m.s4))).encode())
+        for a in (m.mean, m.comoment, m.s3, sel.sums, sel.cross):
+            h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
     return h.hexdigest()
 
 
@@ -113,8 +130,16 @@ def install_statistics(det: Any, name: str, stats: Statistics) -> int:
     return index
 
 
-def _adapted(blob: ModelBlob, name: str, stats: Statistics) -> Any:
-    return worker_detector(blob, ("adapt", name, _token(stats)), lambda det: install_statistics(det, name, stats))
+def install_mixture(det: Any, name: str, stats: Statistics, mix: DomainMixture | None) -> int:
+    """:func:`install_statistics`, then (if given) the domain's Gaussian and flow weight."""
+    index = install_statistics(det, name, stats)
+    if mix is not None:
+        det._mix[index] = mix.copy()
+    return index
+
+
+def _adapted(blob: ModelBlob, name: str, stats: Statistics, mix: DomainMixture | None = None) -> Any:
+    return worker_detector(blob, ("adapt", name, _token(stats, mix)), lambda det: install_mixture(det, name, stats, mix))
 
 
 def _rows(det: Any, source: Part | pd.DataFrame, columns: tuple[str, ...] | None) -> np.ndarray:
@@ -145,10 +170,64 @@ def _part_moments(blob: ModelBlob, source: Any, name: str, stats: Statistics, po
     return Moments.of(h)
 
 
-def _part_scores(blob: ModelBlob, source: Any, name: str, stats: Statistics, columns: Any, label: str) -> np.ndarray:
-    """Anomaly scores of one partition in the adapted domain."""
+def _part_count(moments: Moments) -> int:
+    return int(moments.count)
+
+
+def _with_counts(total: Moments, *counts: int) -> tuple[Moments, list[int]]:
+    return total, [int(c) for c in counts]
+
+
+def _part_standardized(blob: ModelBlob, source: Any, name: str, stats: Statistics, columns: Any, label: str) -> tuple[Any, Any, int]:
+    """The adapted detector (all AdaBN statistics set), the partition's standardized rows (None
+    when it is empty) and the domain's index."""
     try:
         det = _adapted(blob, name, stats)
+        X = _rows(det, source, columns)
+    except FlowadError as err:
+        raise InputError(f"{_where(source, label)}: {err}") from None
+    return det, (det._standardize(X) if len(X) else None), det.domains_.index(name)
+
+
+def _part_fold_moments(blob: ModelBlob, source: Any, name: str, stats: Statistics, offset: int, count: int, columns: Any, label: str) -> list[CoMoments] | None:
+    """Pass A: per-fold moments of the Gaussian's rows of one partition (rows ``offset, ...`` of ``count``)."""
+    det, Z, index = _part_standardized(blob, source, name, stats, columns, label)
+    if Z is None:
+        return None
+    with torch.no_grad():
+        return det._fold_moments(Z, index, offset, count)
+
+
+def _part_selection(blob: ModelBlob, source: Any, name: str, stats: Statistics, offset: int, count: int, held: list[Any], columns: Any, label: str) -> Selection:
+    """Pass B: the selection sums of one partition's rows under the folds' held-out Gaussians."""
+    det, Z, index = _part_standardized(blob, source, name, stats, columns, label)
+    if Z is None:
+        return Selection.empty()
+    with torch.no_grad():
+        return det._fold_selection(Z, index, offset, count, held)
+
+
+def merge_fold_moments(*items: list[CoMoments] | None) -> list[CoMoments] | None:
+    """Merge per-fold moments element-wise (None: an empty partition)."""
+    out: list[CoMoments] | None = None
+    for item in items:
+        if item is None:
+            continue
+        out = list(item) if out is None else [a.merge(b) for a, b in zip(out, item, strict=True)]
+    return out
+
+
+def merge_selections(*items: Selection) -> Selection:
+    out = items[0]
+    for item in items[1:]:
+        out = out.merge(item)
+    return out
+
+
+def _part_scores(blob: ModelBlob, source: Any, name: str, stats: Statistics, columns: Any, label: str, mix: DomainMixture | None = None) -> np.ndarray:
+    """Anomaly scores of one partition in the adapted domain."""
+    try:
+        det = _adapted(blob, name, stats, mix)
         X = _rows(det, source, columns)
         return det.decision_function(X, domain=name) if len(X) else np.empty(0)
     except FlowadError as err:
@@ -192,7 +271,8 @@ def adapt(
 
     Notes
     -----
-    ``n_layers + 1`` distributed passes over the data (see the module docstring). A partition
+    ``n_layers + 1`` distributed passes over the data for a flow-only model, ``n_layers + 3``
+    for a mixture model (``adapted_density="mixture"``, the default; see the module docstring). A partition
     that cannot be read (missing columns, NaN rows) stops the job with an
     :class:`~flowad.exceptions.InputError` naming it and its file.
     """
@@ -228,16 +308,25 @@ def adapt(
 
     stats: list[tuple[np.ndarray, np.ndarray]] = []
     count = None
+    counts: list[int] = []
     for pos in positions:  # one pass per AdaBN layer
         frozen = tuple(stats)
         leaves = [dask.delayed(_part_moments, pure=True)(shared, s, name, frozen, pos, cols, labels[i]) for i, s in enumerate(sources)]
-        total = run(tree_reduce(leaves, merge_moments, split_every))
-        if count is None:
+        reduced = tree_reduce(leaves, merge_moments, split_every)
+        if count is None:  # the first pass also returns each partition's row count (for the folds)
+            sizes = [dask.delayed(_part_count, pure=True)(leaf) for leaf in leaves]
+            total, counts = run(dask.delayed(_with_counts, pure=True)(reduced, *sizes))
             _check_rows(total.count, name)
+        else:
+            total = run(reduced)
         count = total.count
         stats.append((total.mean, total.var))
     frozen = tuple(stats)
-    tasks = [dask.delayed(_part_scores, pure=True)(shared, s, name, frozen, cols, labels[i]) for i, s in enumerate(sources)]
+    mix = None
+    if getattr(det, "adapted_density", "flow") == "mixture":
+        mix = _mixture(det, shared, sources, name, frozen, counts, cols, labels, split_every, run)
+    shipped = None if mix is None else dask.delayed(mix, traverse=False)  # one key, not copied into every task
+    tasks = [dask.delayed(_part_scores, pure=True)(shared, s, name, frozen, cols, labels[i], shipped) for i, s in enumerate(sources)]
     kept, seen = np.empty(0), 0
     if client is None:
         per_part = dask.compute(*tasks)
@@ -252,6 +341,34 @@ def adapt(
         kept, seen = reservoir_merge(kept, seen, scores), seen + scores.size
         if client is not None:
             item.release()
-    install_statistics(det, name, frozen)
+    install_mixture(det, name, frozen, mix)
     det._set_domain(name, kept, int(count or 0))
     return det
+
+
+def _mixture(det: Any, shared: Any, sources: list[Any], name: str, stats: Statistics, counts: list[int],
+             columns: Any, labels: list[str], split_every: int, run: Any) -> DomainMixture:
+    """The domain's Gaussian and flow weight in two passes (A: fold moments; B: selection sums),
+    the pieces of ``AdaFlow``'s streamed mixture (``_fold_moments``, ``_held_out_gaussians``,
+    ``_fold_selection``, ``_finish_mixture``) with each partition's global row offset."""
+    import dask
+
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int).tolist()
+    total = int(sum(counts))
+    leaves = [
+        dask.delayed(_part_fold_moments, pure=True)(shared, s, name, stats, offsets[i], total, columns, labels[i])
+        for i, s in enumerate(sources)
+    ]
+    parts = run(tree_reduce(leaves, merge_fold_moments, split_every))
+    if parts is None:  # cannot happen after _check_rows; named rather than asserted
+        raise InputError(f"Domain {name!r} has no rows to fit its Gaussian on.")
+    held = type(det)._held_out_gaussians(parts)
+    selection = Selection.empty()
+    if held:
+        shipped = dask.delayed(held, traverse=False)
+        leaves = [
+            dask.delayed(_part_selection, pure=True)(shared, s, name, stats, offsets[i], total, shipped, columns, labels[i])
+            for i, s in enumerate(sources)
+        ]
+        selection = run(tree_reduce(leaves, merge_selections, split_every))
+    return type(det)._finish_mixture(parts, selection)
