@@ -224,12 +224,16 @@ def merge_selections(*items: Selection) -> Selection:
     return out
 
 
-def _part_scores(blob: ModelBlob, source: Any, name: str, stats: Statistics, columns: Any, label: str, mix: DomainMixture | None = None) -> np.ndarray:
-    """Anomaly scores of one partition in the adapted domain."""
+def _part_scores(blob: ModelBlob, source: Any, name: str, stats: Statistics, columns: Any, label: str,
+                 mix: DomainMixture | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Anomaly scores of one partition in the adapted domain, and its column minima and maxima
+    (None when empty) for the stuck-feature check."""
     try:
         det = _adapted(blob, name, stats, mix)
         X = _rows(det, source, columns)
-        return det.decision_function(X, domain=name) if len(X) else np.empty(0)
+        if not len(X):
+            return np.empty(0), None, None
+        return det.decision_function(X, domain=name), X.min(axis=0), X.max(axis=0)
     except FlowadError as err:
         raise InputError(f"{_where(source, label)}: {err}") from None
 
@@ -336,11 +340,17 @@ def adapt(
             from distributed import progress as progress_bar
 
             progress_bar(per_part)
+    low = high = None
     for item in per_part:
-        scores = item if client is None else item.result()
+        scores, lo, hi = item if client is None else item.result()
         kept, seen = reservoir_merge(kept, seen, scores), seen + scores.size
+        if lo is not None:
+            low = lo if low is None else np.minimum(low, lo)
+            high = hi if high is None else np.maximum(high, hi)
         if client is not None:
             item.release()
+    if low is not None:  # as a streamed AdaFlow.adapt: rows in which a modelled feature never changes are refused
+        det._check_spread(low, high, name)
     install_mixture(det, name, frozen, mix)
     det._set_domain(name, kept, int(count or 0))
     return det

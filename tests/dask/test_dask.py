@@ -338,3 +338,13 @@ def test_distributed_mixture_equals_one_process_with_uneven_partitions(models, v
         np.testing.assert_allclose(a.selection.sums, b.selection.sums, rtol=1e-6, atol=1e-6 * max(1, a.selection.count))
     np.testing.assert_allclose(dist.thresholds_["east"], one.thresholds_["east"], rtol=1e-6)
     np.testing.assert_allclose(dist.score_samples(df[COLS], domain="east"), one.score_samples(df[COLS], domain="east"), rtol=1e-6)
+
+
+def test_distributed_adaptation_refuses_a_stuck_feature_like_one_process(models, client) -> None:
+    df = _frame(300, 8)
+    df["b"] = 1.25
+    with pytest.raises(InputError, match="never change") as ref:
+        load(models["ada"]).adapt(df[COLS], domain="east", chunk_size=100)
+    with pytest.raises(InputError, match="never change") as got:
+        fdask.adapt(models["ada"], _uneven(df, [100, 200]), domain="east", client=client)
+    assert str(got.value) == str(ref.value)
