@@ -24,9 +24,13 @@ layer ``j`` computed on inputs already normalized with the new statistics of lay
 This equals :meth:`flowad.detectors.AdaFlow.adapt` on the same rows (one whole batch) for the
 flow's statistics. The mixture's Gaussian needs a Cholesky factorization and its weight a
 cross-validation, which ONNX operators do not offer: the statistics graph returns the
-flow-only inputs (``mix_weight = 1``), so a domain adapted on a device is scored by the flow
-alone (the sidecar says so in ``mixture.device_adapt``); adapt in Python and ship the
-domain's inputs from the sidecar to get the mixture there.
+flow-only inputs (``mix_weight = 1``), and :meth:`OnnxScorer.adapt
+<flowad.export.scorer.OnnxScorer.adapt>` completes them in numpy, as PyTorch does (the
+scoring graph with ``mix_weight = 1`` gives each row's flow log-density, the sidecar's
+``adapt_rows`` the standardization of the Gaussian's rows; ``mixture.device_adapt`` spells
+out the recipe for other devices). A latent-space Gaussian (``gaussian_space="latent"``)
+needs the flow's latent, which no graph outputs: adapt such a model in Python and ship the
+domain's inputs from the sidecar, or adapt it on the device by the flow alone.
 
 A JSON sidecar ``<name>.json`` holds what a device needs besides the graphs: feature names,
 domains with their statistics and thresholds (or the single threshold), and ``input_checks``:
@@ -276,6 +280,19 @@ class _StatisticsGraph(_Graph):
 
 #: The mixture's graph inputs, after the AdaBN statistics.
 MIXTURE_INPUTS = ("gauss_mean", "gauss_factor", "gauss_const", "mix_weight")
+#: The sidecar's ``mixture.device_adapt``: how a domain adapted on a device gets its mixture.
+DEVICE_ADAPT = {
+    "input": "OnnxScorer.adapt computes the mixture as AdaFlow.adapt does: the statistics graph gives the AdaBN "
+    "statistics (and flow-only mixture inputs, mix_weight = 1, no Cholesky in ONNX); the scoring graph run with "
+    "them gives each row's flow log-density log_density - adapt_rows.log_density_offset; the Gaussian and the "
+    "weight come from the standardized rows u (adapt_rows) and those densities by "
+    "flowad.flows.moments.fit_mixture (5 folds i % 5, OAS-shrunk correlations, weight from 0, 0.05, ..., 1 by "
+    "held-out log-likelihood, 0.5 below 10 rows); the scoring graph's inputs are then gauss_mean, gauss_factor, "
+    "gauss_const and mix_weight of that DomainMixture. OnnxScorer.adapt(..., flow_only=True) keeps the flow alone.",
+    "latent": "flow only: the Gaussian lives in the flow's latent space, which no graph outputs, so OnnxScorer.adapt "
+    "refuses unless flow_only=True (then mix_weight = 1); adapt in Python and copy the domain's inputs from this "
+    "file for the mixture",
+}
 
 
 def _has_mixture(det: Any) -> bool:
@@ -387,12 +404,22 @@ def export_onnx(det: Any, path: str | os.PathLike[str]) -> dict[str, Path]:
         "adapt_statistics": bool(scoring.n_adabn) and not _shared_statistics(det),  # False: adapt keeps the statistics
         "input_checks": INPUT_CHECKS,  # what OnnxScorer (and any device) checks around the graphs
     }
+    if scoring.n_adabn:
+        st = det._standardization
+        meta["adapt_rows"] = {  # what adapting on a device needs besides the graphs
+            "about": "the model's standardization (flowad.preprocessing.Standardization): u = (x[:, ~constant] - mean) / "
+            "scale in float64, rounded to the model's dtype; adaptation rows in which a non-constant feature "
+            "never changes are refused (flowad._validation.check_adaptation_range)",
+            "mean": [float(v) for v in st.mean],
+            "scale": [float(v) for v in st.scale],
+            "constant": [bool(v) for v in st.constant],
+            "log_density_offset": float(scoring.offset),
+        }
     if scoring.mixture:
         meta["mixture"] = {
             "inputs": list(MIXTURE_INPUTS),
             "gaussian_space": det.gaussian_space,
-            "device_adapt": "flow only: the statistics graph returns mix_weight = 1 (no Cholesky in ONNX); "
-            "adapt in Python and copy the domain's statistics from this file for the mixture",
+            "device_adapt": DEVICE_ADAPT[det.gaussian_space],
         }
     if domains is not None:
         stats = _domain_stats(det) if scoring.n_adabn else {}

@@ -8,9 +8,10 @@ same functions (:mod:`flowad._validation`, the domain checks of
   first bad row and column), as many features as the model (``InputError``), and a
   DataFrame's column names equal to the exported ones when both are known;
 - ``adapt``: at least 2 rows (``InputError``; a warning below
-  :data:`~flowad.detectors._domains.MIN_ADAPT_SAMPLES`), all finite; the new statistics and
-  the scores of the adaptation rows under them must be finite, else ``NonFiniteError`` and
-  the domain keeps its previous statistics (nothing is stored before every check passed);
+  :data:`~flowad.detectors._domains.MIN_ADAPT_SAMPLES`), all finite, no modelled feature
+  constant over them (``InputError``); the new statistics and the scores of the adaptation
+  rows under them must be finite, else ``NonFiniteError`` and the domain keeps its previous
+  statistics (nothing is stored before every check passed);
 - scores: a NaN or infinite score raises ``NonFiniteError`` naming the rows (a row at 1e30
   never comes back as ``inf``);
 - domains: ``UnknownDomainError`` for a name the model does not know, ``InputError`` when a
@@ -30,10 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from flowad._validation import check_n_features, check_X, feature_names_of
+from flowad._validation import check_adaptation_range, check_n_features, check_X, feature_names_of
 from flowad.detectors._base import BaseFlowDetector
 from flowad.detectors._domains import _check_rows, domain_name
 from flowad.exceptions import InputError, NonFiniteError, UnknownDomainError
+from flowad.flows.moments import fit_mixture
+from flowad.preprocessing import Standardization
 
 __all__ = ["INPUT_CHECKS", "OnnxScorer"]
 
@@ -41,7 +44,8 @@ __all__ = ["INPUT_CHECKS", "OnnxScorer"]
 INPUT_CHECKS: dict[str, str] = {
     "x": "float64, 2-D, shape (n, n_features_in), n >= 1, every value finite (refuse rows with NaN or inf, "
     "naming them); DataFrame columns equal to feature_names_in when both are known.",
-    "adapt": "at least 2 rows (fewer than 30 give noisy statistics), all finite; the statistics graph's "
+    "adapt": "at least 2 rows (fewer than 30 give noisy statistics), all finite, no feature that is not "
+    "constant (adapt_rows.constant) equal in every row; the statistics graph's "
     "outputs and the scoring graph's scores of those rows under them must be finite, else keep "
     "the domain's previous statistics.",
     "anomaly_score": "refuse a NaN or infinite score (naming the rows): values far outside the "
@@ -129,20 +133,67 @@ class OnnxScorer:
         _check_scores(out, self.meta["dtype"])
         return out
 
+    def _standardization(self) -> Standardization | None:
+        rows = self.meta.get("adapt_rows")
+        if rows is None:  # exported before the sidecar held it
+            return None
+        return Standardization(np.asarray(rows["mean"], dtype=np.float64), np.asarray(rows["scale"], dtype=np.float64),
+                               np.asarray(rows["constant"], dtype=bool))
+
+    def _mixture_inputs(self, x: np.ndarray, stats: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
+        """The domain's Gaussian and flow weight, computed as ``AdaFlow.adapt`` does (in numpy)."""
+        mixture = self.meta["mixture"]
+        if mixture.get("gaussian_space") != "input":
+            raise InputError(
+                f"Cannot adapt domain {name!r} on the device: this model's Gaussian lives in the flow's latent space "
+                "(gaussian_space='latent'), which the exported graphs do not output. Adapt it in Python "
+                "(AdaFlow.adapt) and re-export, or pass flow_only=True to score the domain by the flow alone."
+            )
+        st = self._standardization()
+        if st is None:
+            raise InputError(
+                f"Cannot adapt domain {name!r} with its mixture: this export predates the sidecar's adapt_rows. "
+                "Re-export the model with this flowad, adapt it in Python, or pass flow_only=True."
+            )
+        # the statistics graph's mixture inputs are the flow-only ones (mix_weight = 1): the scores
+        # under them are the flow's log-densities, as the adapting pass gives them in PyTorch
+        log_flow = -self._run_scores(x, stats) - float(self.meta["adapt_rows"]["log_density_offset"])
+        with np.errstate(over="ignore"):
+            rows = st.transform(x, drop_constant=True).astype(self.dtype).astype(np.float64)  # as PyTorch's Z
+        if not np.isfinite(rows).all():
+            raise NonFiniteError(
+                f"The standardized rows of domain {name!r} are not finite: their values lie far outside the "
+                "training range" + (" and overflow float32." if self.dtype == np.float32 else ".")
+            )
+        state, _ = fit_mixture(rows, log_flow)
+        g = state.gaussian
+        values = (g.mean, g.factor, np.array([g.const]), np.array([state.weight]))
+        return {k: np.asarray(v, dtype=self.dtype) for k, v in zip(mixture["inputs"], values, strict=True)}
+
     # --------------------------------------------------------------------------- methods
-    def adapt(self, X: Any, domain: Any) -> OnnxScorer:
+    def adapt(self, X: Any, domain: Any, *, flow_only: bool = False) -> OnnxScorer:
         """Compute ``domain``'s statistics from its normal rows with the statistics graph
         (BatchNormFlow: keep the pooled statistics, as its ``adapt`` does).
 
+        For an AdaFlow mixture model (``adapted_density="mixture"``) the domain's Gaussian and
+        flow weight are then computed in numpy exactly as :meth:`flowad.AdaFlow.adapt` computes
+        them (the flow's per-row log-densities from the scoring graph, the Gaussian on the
+        standardized rows, the weight by 5-fold held-out log-likelihood), so the domain scores
+        as after PyTorch's ``adapt``. ``flow_only=True`` keeps the flow alone (``mix_weight =
+        1``); a latent-space Gaussian (``gaussian_space="latent"``) can only be adapted so.
+
         The domain (new, or replacing its statistics) changes only when every check passed:
-        at least 2 finite rows of the right width, finite statistics and finite scores of
-        those rows under them.
+        at least 2 finite rows of the right width, no modelled feature constant over them,
+        finite statistics and finite scores of those rows under them.
         """
         if self._stats is None:
             raise InputError("This model has no domain statistics to adapt (not an AdaFlow export).")
         name = domain_name(domain)
         x = self._check_input(X)
         _check_rows(x.shape[0], name)
+        st = self._standardization()
+        if st is not None:  # PyTorch's adapt refuses rows with a stuck feature: same rule, same message
+            check_adaptation_range(x.min(axis=0), x.max(axis=0), domain=name, ignore=st.constant, names=self.feature_names_in_)
         if self.meta.get("adapt_statistics", True):
             outs = self._stats.run(None, {"x": x})
             stats = dict(zip(self.meta["statistics_inputs"], outs, strict=True))
@@ -154,6 +205,8 @@ class OnnxScorer:
                 f"The statistics {bad} of domain {name!r} computed from these rows are not finite: their values "
                 "lie far outside the training range" + (" and overflow float32." if self.dtype == np.float32 else ".")
             )
+        if "mixture" in self.meta and not flow_only:
+            stats.update(self._mixture_inputs(x, stats, name))
         self._run_scores(x, stats)  # PyTorch's adapt scores its rows too: same refusal, nothing stored
         self.domains[name] = stats
         return self

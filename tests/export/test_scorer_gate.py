@@ -120,3 +120,45 @@ def test_the_sidecar_documents_the_checks(realnvp: tuple, tmp_path: Path) -> Non
     checks = json.loads(Path(files["metadata"]).read_text())["input_checks"]
     assert set(checks) == {"x", "adapt", "anomaly_score", "domain"}
     assert "at least 2 rows" in checks["adapt"] and "finite" in checks["x"]
+
+
+def test_device_adaptation_fits_the_same_mixture_as_pytorch(adaflow: tuple, data: np.ndarray) -> None:
+    """From 10 rows on the weight is selected by cross-validation: the device picks PyTorch's."""
+    det, scorer = adaflow
+    X = np.random.default_rng(3).standard_t(3, size=(100, 3))  # heavy tails: a weight strictly inside (0, 0.5)
+    det.adapt(X, domain="site")
+    scorer.adapt(X, "site")
+    assert 0.0 < det.mixture_weights_["site"] < 0.5
+    assert float(scorer.domains["site"]["mix_weight"][0]) == pytest.approx(det.mixture_weights_["site"], rel=1e-6)
+    np.testing.assert_allclose(scorer.decision_function(data, "site"), det.decision_function(data, domain="site"), rtol=1e-4, atol=1e-4)
+    scorer.adapt(X, "alone", flow_only=True)  # the flow alone: weight 1
+    assert float(scorer.domains["alone"]["mix_weight"][0]) == 1.0
+
+
+def test_adapt_refuses_a_stuck_feature_like_pytorch(adaflow: tuple, data: np.ndarray) -> None:
+    det, scorer = adaflow
+    X = data[:40].copy()
+    X[:, 1] = 2.5
+    _same_refusal(lambda: det.adapt(X, domain="stuck"), lambda: scorer.adapt(X, "stuck"), InputError, "never change")
+    assert "stuck" not in scorer.domains
+
+
+def test_a_latent_space_mixture_or_an_old_sidecar_adapts_by_the_flow_only_on_request(data: np.ndarray, tmp_path: Path) -> None:
+    det = AdaFlow(**TINY, gaussian_space="latent").fit(data, domains=np.repeat(["a", "b"], 60))
+    files = export_onnx(det, tmp_path / "lat.onnx")
+    scorer = OnnxScorer(files["scoring"])
+    with pytest.raises(InputError, match="latent space.*flow_only=True"):
+        scorer.adapt(data[:40], "new")
+    assert "new" not in scorer.domains
+    scorer.adapt(data[:40], "new", flow_only=True)
+    assert float(scorer.domains["new"]["mix_weight"][0]) == 1.0
+    assert "flow only" in json.loads(Path(files["metadata"]).read_text())["mixture"]["device_adapt"]
+    # an export whose sidecar predates adapt_rows: the mixture cannot be computed, and says so
+    det = AdaFlow(**TINY).fit(data, domains=np.repeat(["a", "b"], 60))
+    files = export_onnx(det, tmp_path / "old.onnx")
+    meta = json.loads(Path(files["metadata"]).read_text())
+    assert "fit_mixture" in meta["mixture"]["device_adapt"]
+    del meta["adapt_rows"]
+    Path(files["metadata"]).write_text(json.dumps(meta))
+    with pytest.raises(InputError, match="Re-export.*flow_only=True"):
+        OnnxScorer(files["scoring"]).adapt(data[:40], "new")
