@@ -222,7 +222,7 @@ def adapt(
     domain: str = typer.Option(..., help="Domain name (new, or replaced)."),
     output: Path = typer.Option(None, "--output", "-o", help="Write the adapted model here (default: update MODEL in place, atomically)."),
     columns: str = typer.Option(None, help="Comma-separated feature columns (default: the model's own feature names)."),
-    dask: bool = typer.Option(False, "--dask", help=_DASK_HELP + " Takes n_layers + 1 passes over the data."),
+    dask: bool = typer.Option(False, "--dask", help=_DASK_HELP + " Takes n_layers + 3 passes over the data (n_layers + 1 for a flow-only model)."),
     scheduler: str = typer.Option(None, "--scheduler", metavar="ADDRESS", help=_SCHEDULER_HELP),
     workers: int = typer.Option(None, "--workers", help=_WORKERS_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q"),

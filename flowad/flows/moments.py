@@ -74,8 +74,11 @@ class CoMoments:
             return cls.empty(x.shape[1])
         mean = x.mean(axis=0)
         y = x - mean
-        sq = np.einsum("ij,ij->i", y, y)
-        return cls(int(x.shape[0]), mean, y.T @ y, sq @ y, float(sq @ sq))
+        # The fourth-order terms (s3, s4) feed only Ledoit-Wolf; rows near 1e77 overflow them to inf
+        # without a warning here, and the finite checks of the estimators that use them decide.
+        with np.errstate(over="ignore", invalid="ignore"):
+            sq = np.einsum("ij,ij->i", y, y)
+            return cls(int(x.shape[0]), mean, y.T @ y, sq @ y, float(sq @ sq))
 
     @property
     def features(self) -> int:

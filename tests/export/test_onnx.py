@@ -74,11 +74,15 @@ def test_adaflow_parity_per_domain_and_adaptation_through_onnx(domains_data: tup
     export_onnx(det, tmp_path / "ada2.onnx")
     np.testing.assert_allclose(OnnxScorer(tmp_path / "ada2.onnx").decision_function(X_new, "site-7"),
                                det.decision_function(X_new, domain="site-7"), rtol=1e-4, atol=1e-4)
-    # adapting on the device (statistics graph) == adapt in PyTorch of the flow alone (no Cholesky in ONNX)
+    # adapting on the device (statistics graph, then the mixture in numpy) == adapt in PyTorch
+    scorer.adapt(X_new, "site-7")
+    np.testing.assert_allclose(scorer.decision_function(X_new, "site-7"), det.decision_function(X_new, domain="site-7"),
+                               rtol=1e-4, atol=1e-4)
+    # flow_only=True == adapt in PyTorch of the flow alone
     flow_only = AdaFlow(epochs=3, n_couplings=n_couplings, hidden=(16,), dtype=dtype, random_state=0,
                         adapted_density="flow").fit(X, domains=dom)
     flow_only.adapt(X_new, domain="site-7")
-    scorer.adapt(X_new, "site-7")
+    scorer.adapt(X_new, "site-7", flow_only=True)
     np.testing.assert_allclose(scorer.decision_function(X_new, "site-7"), flow_only.decision_function(X_new, domain="site-7"),
                                rtol=1e-4, atol=1e-4)
     assert json.loads(files["metadata"].read_text())["mixture"]["inputs"] == ["gauss_mean", "gauss_factor", "gauss_const", "mix_weight"]

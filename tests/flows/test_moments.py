@@ -132,3 +132,12 @@ def test_partial_batches_merge_moments_exactly(rows: np.ndarray) -> None:
         state, _ = fit_mixture(rows[lo:hi], lf[lo:hi], prior=state)
     np.testing.assert_allclose(state.moments.comoment, whole.moments.comoment, rtol=1e-10, atol=1e-9)
     assert state.moments.count == 203 and state.selection.count == 203  # 30 by 5 folds, 173 held out from the prior
+
+
+def test_moments_of_huge_rows_do_not_warn() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        m = CoMoments.of(np.array([[1.26e77], [-1.32e77]]))
+    assert m.count == 2 and np.isfinite(m.mean).all() and np.isfinite(m.comoment).all()
