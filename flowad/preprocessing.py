@@ -88,8 +88,9 @@ def _pilot(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _robust_location_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean and std of each column over its rows within ``INLIER_BOUND`` pilot units (median,
     MAD) of the median, and the constant mask (see the module docstring)."""
-    med, pilot, constant = _pilot(X)
-    inlier = (np.abs(X - med) <= INLIER_BOUND * pilot) | constant
+    with np.errstate(over="ignore", invalid="ignore"):  # values near the float64 limit: inf bounds keep every row
+        med, pilot, constant = _pilot(X)
+        inlier = (np.abs(X - med) <= INLIER_BOUND * pilot) | constant
     # Columns without outliers: exactly the plain mean and std (computed as "standard" does);
     # the others are recomputed below (the full ones may overflow: ignored, then replaced).
     with np.errstate(over="ignore", invalid="ignore"):

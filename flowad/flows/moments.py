@@ -93,13 +93,14 @@ class CoMoments:
 
     def _shifted(self, center: np.ndarray) -> tuple[np.ndarray, float]:
         """``s3`` and ``s4`` of these rows about ``center`` instead of their mean."""
-        d = center - self.mean
-        cd = self.comoment @ d
-        tr = float(np.trace(self.comoment))
-        dd = float(d @ d)
-        n = self.count
-        s3 = self.s3 - d * tr - 2.0 * cd - n * dd * d
-        s4 = self.s4 - 4.0 * float(self.s3 @ d) + 4.0 * float(d @ cd) + 2.0 * dd * tr + n * dd * dd
+        with np.errstate(over="ignore", invalid="ignore"):  # like CoMoments.of: only Ledoit-Wolf reads them
+            d = center - self.mean
+            cd = self.comoment @ d
+            tr = float(np.trace(self.comoment))
+            dd = float(d @ d)
+            n = self.count
+            s3 = self.s3 - d * tr - 2.0 * cd - n * dd * d
+            s4 = self.s4 - 4.0 * float(self.s3 @ d) + 4.0 * float(d @ cd) + 2.0 * dd * tr + n * dd * dd
         return s3, s4
 
     def merge(self, other: CoMoments) -> CoMoments:
@@ -200,8 +201,13 @@ class ShrunkGaussian:
             raise ValueError("A Gaussian needs at least one row.")
         cov = comoment / count
         s = np.sqrt(np.maximum(np.diag(cov), VAR_FLOOR))
-        corr = cov / s[:, None]
-        corr /= s[None, :]
+        with np.errstate(over="ignore", invalid="ignore"):
+            corr = cov / s[:, None]
+            corr /= s[None, :]
+        # A correlation matrix: unit diagonal, entries in [-1, 1]. Features whose variance is at
+        # the floor (or whose moments overflowed) would otherwise leave a zero or non-finite row.
+        corr = np.clip(np.nan_to_num(corr, nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0)
+        np.fill_diagonal(corr, 1.0)
         shrunk, a = oas(corr, count)
         chol = _cholesky(shrunk)
         d = mean.shape[0]
@@ -225,7 +231,8 @@ class ShrunkGaussian:
 
 
 def _cholesky(a: np.ndarray) -> np.ndarray:
-    """Cholesky factor, with a growing diagonal jitter if rounding made ``a`` indefinite."""
+    """Cholesky factor of a shrunk correlation matrix, with a growing diagonal jitter if rounding
+    made ``a`` indefinite; if even that fails, the identity (the features taken as uncorrelated)."""
     from scipy.linalg import LinAlgError, cholesky
 
     jitter = 0.0
@@ -233,9 +240,9 @@ def _cholesky(a: np.ndarray) -> np.ndarray:
     for _ in range(8):
         try:
             return cholesky(a if jitter == 0 else a + jitter * np.eye(a.shape[0]), lower=True, check_finite=False)
-        except LinAlgError:
+        except (LinAlgError, ValueError):
             jitter = scale * 1e-10 if jitter == 0 else 10 * jitter
-    raise np.linalg.LinAlgError("The shrunk covariance is not positive definite.")
+    return np.eye(a.shape[0])
 
 
 # ----------------------------------------------------------------------------------- mixture

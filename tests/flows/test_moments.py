@@ -141,3 +141,28 @@ def test_moments_of_huge_rows_do_not_warn() -> None:
         warnings.simplefilter("error", RuntimeWarning)
         m = CoMoments.of(np.array([[1.26e77], [-1.32e77]]))
     assert m.count == 2 and np.isfinite(m.mean).all() and np.isfinite(m.comoment).all()
+
+
+@pytest.mark.parametrize("rows", [
+    np.full((12, 3), 1e-300) * np.arange(12)[:, None],   # every variance below the floor
+    np.array([[1e-310, 0.0], [0.0, 1e-310], [1e-310, 1e-310], [0.0, 0.0]] * 3),  # denormals
+])
+def test_gaussian_of_degenerate_rows_is_finite(rows: np.ndarray) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        g = ShrunkGaussian.fit(CoMoments.of(rows))
+    assert np.isfinite(g.chol).all() and np.isfinite(g.const)
+
+
+def test_gaussian_of_overflowing_rows_does_not_raise_or_warn() -> None:
+    """Second moments beyond float64: no LinAlgError and no warning; the log-density is not
+    finite, which the detectors' score checks turn into NonFiniteError."""
+    import warnings
+
+    rows = np.array([[1e154, 1.0], [-1e154, 2.0], [3e153, 1.5]] * 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        g = ShrunkGaussian.fit(CoMoments.of(rows))
+    assert np.isfinite(g.chol).all()
