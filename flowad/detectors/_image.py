@@ -14,7 +14,7 @@ from torch import nn
 
 from flowad._validation import check_is_fitted
 from flowad.bijections.image import AdaptiveBatchNorm2d
-from flowad.detectors._base import _check_param, register
+from flowad.detectors._base import _check_param, _store_params, register
 from flowad.detectors._domains import DomainDetector
 from flowad.exceptions import InputError, ModelFileError
 from flowad.flows.flow import Flow, standard_normal_log_prob
@@ -127,21 +127,7 @@ class ImageAdaFlow(DomainDetector):
         random_state: Any = None,
         verbose: int = 0,
     ) -> None:
-        self.contamination = contamination
-        self.levels = levels
-        self.steps = steps
-        self.hidden = hidden
-        self.s_max = s_max
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.grad_clip = grad_clip
-        self.threshold = threshold
-        self.dtype = dtype
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+        _store_params(self, locals())
 
     # ------------------------------------------------------------------------- params
     def _validate_params(self) -> None:
@@ -220,9 +206,6 @@ class ImageAdaFlow(DomainDetector):
             s_max=float(self.s_max),
         )
 
-    def _context(self, Z: torch.Tensor, index: int) -> torch.Tensor:
-        return torch.full((Z.shape[0],), index, dtype=torch.long, device=Z.device)
-
     def _domain_statistics(self, flow: Flow, Z: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """Every domain's statistics from its own rows; return the rows' log-densities."""
         flow.eval()
@@ -257,21 +240,6 @@ class ImageAdaFlow(DomainDetector):
     def _layers(self) -> list[AdaptiveBatchNorm2d]:
         return adabn2d_layers(self.flow_)
 
-    def _new_domain(self) -> None:
-        for layer in self._layers():
-            layer.add_domain()
-
-    def _drop_domain(self, index: int) -> None:
-        for layer in self._layers():
-            layer.remove_domain(index)
-
-    def _snapshot(self, index: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        return [tuple(t.clone() for t in layer.statistics(index)) for layer in self._layers()]
-
-    def _restore(self, index: int, snapshot: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        for layer, (mean, var) in zip(self._layers(), snapshot, strict=True):
-            layer.set_statistics(index, mean, var)
-
     # ------------------------------------------------------------------------- scoring
     def bits_per_dim(self, X: Any, domain: Any = None) -> np.ndarray:
         """Bits per dimension of each image under ``domain``'s statistics (lower = more normal).
@@ -305,14 +273,7 @@ class ImageAdaFlow(DomainDetector):
         check_is_fitted(self)
         src, tgt = self._index(source), self._index(target)
         flat = self._check_input(X, pixel_range=False)  # translated images may leave [0, 255] slightly
-        out = np.empty_like(flat)
-        bij = self.flow_.bijection
-        with torch.inference_mode():
-            for s in range(0, flat.shape[0], IMAGE_BATCH):
-                Z = self._standardize(flat[s : s + IMAGE_BATCH])
-                z, _ = bij(Z, self._context(Z, src))
-                back, _ = bij.inverse(z, self._context(z, tgt))
-                out[s : s + IMAGE_BATCH] = back.double().cpu().numpy() * self.scale_ + self.mean_
+        out = self._translate(flat, src, tgt, IMAGE_BATCH)  # no constant features: every pixel moves
         far = np.flatnonzero(((out < -FAR_OUTSIDE) | (out > N_BINS - 1 + FAR_OUTSIDE)).any(axis=1))
         if far.size:
             warnings.warn(
