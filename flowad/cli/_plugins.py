@@ -38,7 +38,8 @@ def _missing_group(name: str, why: str) -> None:
 def load_plugins() -> list[str]:
     """Add every installed plugin group to :data:`flowad.cli.app`; returns the names added."""
     added = []
-    for ep in entry_points(group=PLUGIN_GROUP):
+    found = list(entry_points(group=PLUGIN_GROUP))
+    for ep in found:
         try:
             group = ep.load()
         except ImportError as err:
@@ -47,7 +48,7 @@ def load_plugins() -> list[str]:
             continue
         app.add_typer(group, name=ep.name)
         added.append(ep.name)
-    if "bench" not in added and not any(ep.name == "bench" for ep in entry_points(group=PLUGIN_GROUP)):
+    if not any(ep.name == "bench" for ep in found):
         _missing_group("bench", BENCH_INSTALL_HINT)
     return added
 
