@@ -54,6 +54,8 @@ __all__ = [
     "METHODS",
     "TRAIN_CLIP",
     "Standardization",
+    "dequantization_widths",
+    "robust_covariance",
     "standardize",
 ]
 
@@ -178,3 +180,88 @@ def standardize(X_train: np.ndarray, *others: np.ndarray, method: str = "standar
     """
     st = Standardization.fit(X_train, method=method)
     return tuple(st.transform(np.asarray(A, dtype=np.float64)) for A in (X_train, *others))
+
+
+def robust_covariance(Z: np.ndarray, trim_ratio: float, *, n_iter: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Location and covariance of the rows of ``Z`` that a trimmed Ledoit–Wolf fit calls normal.
+
+    Start from the rows nearest the coordinate-wise median (Euclidean distance in units of each
+    column's median absolute deviation, its std where that is 0), leaving out the
+    ``floor(trim_ratio * n)`` farthest; fit the mean and the Ledoit–Wolf shrinkage covariance of
+    the rows kept; then, ``n_iter`` times, keep the rows nearest that fit in Mahalanobis distance
+    and refit (concentration steps, as in the minimum covariance determinant). The
+    shrinkage keeps the covariance positive definite when there are fewer rows than columns.
+    A planted cluster of anomalies smaller than ``trim_ratio`` of the rows ends up outside the
+    fit. The trimmed covariance is a little smaller than the covariance of the normal rows (no
+    consistency factor is applied): a scale, which the flow trained on top learns.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_features)
+        Finite rows (standardized, for a well-conditioned fit), ``n_samples >= 2``.
+    trim_ratio : float in [0, 1)
+        Fraction of rows left out of each refit; 0 gives the plain Ledoit–Wolf estimate.
+    n_iter : int, default=3
+
+    Returns
+    -------
+    loc : ndarray of shape (n_features,)
+    covariance : ndarray of shape (n_features, n_features)
+        Symmetric positive definite.
+    """
+    from sklearn.covariance import ledoit_wolf
+
+    Z = np.asarray(Z, dtype=np.float64)
+    if Z.ndim != 2 or Z.shape[0] < 2:
+        raise ValueError(f"robust_covariance needs a 2-D array of at least 2 rows, got shape {Z.shape}.")
+    if not 0.0 <= trim_ratio < 1.0:
+        raise ValueError(f"trim_ratio must be in [0, 1), got {trim_ratio}.")
+    n = Z.shape[0]
+    n_drop = int(np.floor(trim_ratio * n))
+    if n - n_drop < 2:
+        n_drop = n - 2
+    med = np.median(Z, axis=0)
+    spread = MAD_TO_STD * np.median(np.abs(Z - med), axis=0)
+    spread = np.where(spread > 0, spread, Z.std(axis=0))
+    dist = np.square((Z - med) / np.where(spread > 0, spread, 1.0)).sum(axis=1)
+    for step in range(n_iter + 1):
+        rows = Z[np.argsort(dist, kind="stable")[: n - n_drop]] if n_drop else Z
+        loc = rows.mean(axis=0)
+        cov = ledoit_wolf(rows - loc, assume_centered=True)[0]
+        if step == n_iter or n_drop == 0:
+            break
+        chol = np.linalg.cholesky(cov)
+        dist = np.square(_solve_lower(chol, (Z - loc).T)).sum(axis=0)
+    return loc, cov
+
+
+def _solve_lower(chol: np.ndarray, B: np.ndarray) -> np.ndarray:
+    from scipy.linalg import solve_triangular
+
+    return solve_triangular(chol, B, lower=True, check_finite=False)
+
+
+def dequantization_widths(Z: np.ndarray) -> np.ndarray:
+    """Per column, the width of the uniform noise that turns its values into a density.
+
+    A column is **discrete** when it has at least 2 and at most ``n_samples / 2`` distinct
+    values (every value repeats on average): counts, codes, binary and one-hot columns. Its
+    width is the smallest gap between two of its distinct values, so noise drawn uniformly
+    from ``[-width / 2, width / 2]`` spreads each value over its own cell without reaching
+    the next one. Other columns get width 0 (left as they are).
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_features)
+
+    Returns
+    -------
+    ndarray of shape (n_features,)
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    widths = np.zeros(Z.shape[1])
+    for j in range(Z.shape[1]):
+        values = np.unique(Z[:, j])
+        if 2 <= values.size <= Z.shape[0] / 2:
+            widths[j] = float(np.diff(values).min())
+    return widths

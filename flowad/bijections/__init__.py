@@ -6,6 +6,7 @@ from flowad.bijections.coupling import AffineCoupling
 from flowad.bijections.leaky_relu import LeakyReLU
 from flowad.bijections.lu import LULinear
 from flowad.bijections.permutation import Permutation
+from flowad.bijections.whitening import Whitening
 
 __all__ = [
     "AdaptiveBatchNorm",
@@ -17,4 +18,5 @@ __all__ = [
     "LeakyReLU",
     "Permutation",
     "RunningMoments",
+    "Whitening",
 ]

@@ -40,6 +40,11 @@ class AffineCoupling(Bijection):
         Bound of the log-scale.
     lipschitz_k : float or None, default=None
         Spectral-normalize every linear layer of the conditioner to operator norm ``k``.
+    identity_init : bool, default=False
+        Start as the identity. Without ``lipschitz_k`` every coupling does (the conditioner's
+        last layer starts at zero). With it, spectral normalization leaves no zero weights, so
+        the conditioner's output is multiplied by a learned gate ``tanh(g)``, ``g = 0`` at the
+        start: the bound stays ``k`` (``|tanh g| <= 1``) and the layer starts as the identity.
 
     References
     ----------
@@ -54,6 +59,7 @@ class AffineCoupling(Bijection):
         activation: str = "relu",
         s_max: float = 3.0,
         lipschitz_k: float | None = None,
+        identity_init: bool = False,
     ) -> None:
         super().__init__()
         split = features // 2 if split is None else split
@@ -65,9 +71,15 @@ class AffineCoupling(Bijection):
         self.split = split
         self.s_max = float(s_max)
         self.net = MLP(split, 2 * (features - split), hidden, activation, lipschitz_k)
+        self.gate = torch.nn.Parameter(torch.zeros(1)) if identity_init and lipschitz_k is not None else None
+
+    def conditioner(self, x_a: Tensor) -> Tensor:
+        """The raw ``(s, t)`` output of the conditioner network (gated when there is a gate)."""
+        out = self.net(x_a)
+        return out if self.gate is None else out * torch.tanh(self.gate)
 
     def _scale_shift(self, x_a: Tensor) -> tuple[Tensor, Tensor]:
-        raw_s, t = self.net(x_a).chunk(2, dim=1)
+        raw_s, t = self.conditioner(x_a).chunk(2, dim=1)
         s = self.s_max * torch.tanh(raw_s / self.s_max)
         return s, t
 

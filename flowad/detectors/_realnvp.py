@@ -18,10 +18,12 @@ from flowad.detectors._base import (
     _store_params,
     register,
 )
-from flowad.exceptions import InputError
+from flowad.bijections import Whitening
+from flowad.exceptions import InputError, ModelFileError
 from flowad.flows.flow import Flow
 from flowad.flows.realnvp import build_realnvp
 from flowad.nn.mlp import ACTIVATIONS
+from flowad.preprocessing import dequantization_widths, robust_covariance
 
 __all__ = ["RealNVP", "TrimRealNVP", "RobustRealNVP"]
 
@@ -63,6 +65,22 @@ _PARAMS_DOC = """
     noise_std : float, default=0.0
         Standard deviation of Gaussian noise added to every training minibatch, in
         standardized units; smooths the density of discrete or duplicated values.
+    dequantize : bool
+        Dequantize discrete columns during training: a column with at most half as many
+        distinct values as rows (counts, codes, binary, one-hot) gets uniform noise of the
+        width of its smallest value gap in every training minibatch
+        (:func:`flowad.preprocessing.dequantization_widths`, decided from the training rows),
+        so the flow learns a density over cells instead of spikes on a lattice. Scores are
+        the density at the values themselves; nothing changes at scoring time.
+    whiten : bool
+        Whiten the standardized features with a robust location and covariance first (a
+        fixed :class:`~flowad.bijections.Whitening` layer of the flow, fitted by
+        :func:`flowad.preprocessing.robust_covariance` with the trim ratio, plus the
+        dequantization noise's variance). With ``identity_init`` the untrained flow is that
+        robust Gaussian, and training moves away from it only as far as the data take it.
+    identity_init : bool
+        Start every coupling as the identity (spectrally normalized couplings get a gate
+        ``tanh(g)``, ``g = 0``; see :class:`~flowad.bijections.AffineCoupling`).
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the (unlabeled) training rows, stop when their
         trimmed negative log-likelihood has not improved for ``n_iter_no_change`` epochs,
@@ -99,6 +117,9 @@ _PARAMS_DOC = """
         before robust scaling.
     constant_features_ : ndarray of bool, shape (n_features_in_,)
         Columns constant in the training data, left out of the model.
+    dequantize_widths_ : ndarray of shape (n_features_in_,)
+        Width of the training noise of every column (0: continuous or constant, or
+        ``dequantize=False``).
     trim_ratio_ : float
         The trim ratio actually used.
     decision_scores_ : ndarray of shape (n_samples,)
@@ -137,6 +158,9 @@ class _RealNVPFamily(BaseFlowDetector):
         weight_decay: float = 1e-5,
         grad_clip: float | None = 10.0,
         noise_std: float = 0.0,
+        dequantize: bool = False,
+        whiten: bool = False,
+        identity_init: bool = False,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
@@ -160,7 +184,9 @@ class _RealNVPFamily(BaseFlowDetector):
         _check_param("activation", self.activation, self.activation in ACTIVATIONS, f"one of {sorted(ACTIVATIONS)}")
         ns = self.noise_std
         _check_param("noise_std", ns, _real(ns) and ns >= 0, "a float >= 0 and finite")
-        _check_param("early_stopping", self.early_stopping, isinstance(self.early_stopping, (bool, np.bool_)), "True or False")
+        for name in ("dequantize", "whiten", "identity_init", "early_stopping"):
+            value = getattr(self, name)
+            _check_param(name, value, isinstance(value, (bool, np.bool_)), "True or False")
         vf = self.validation_fraction
         _check_param("validation_fraction", vf, _real(vf) and 0 < vf <= 0.5, "a float in (0, 0.5]")
         p = self.n_iter_no_change
@@ -178,12 +204,23 @@ class _RealNVPFamily(BaseFlowDetector):
             activation=self.activation,
             s_max=float(self.s_max),
             lipschitz_k=None if self.lipschitz_k is None else float(self.lipschitz_k),
+            whiten=bool(self.whiten),
+            identity_init=bool(self.identity_init),
         )
 
     def _train(self, flow: Flow, Z: torch.Tensor, generator: torch.Generator) -> list[float]:
         config = self._train_config(
             trim_ratio=self.trim_ratio_, noise_std=float(self.noise_std), patience=int(self.n_iter_no_change)
         )
+        Z_np = Z.detach().cpu().double().numpy()
+        widths = dequantization_widths(Z_np) if self.dequantize else np.zeros(Z.shape[1])
+        self.dequantize_widths_ = np.zeros(self.n_features_in_)
+        self.dequantize_widths_[~self.constant_features_] = widths
+        if self.whiten:
+            loc, cov = robust_covariance(Z_np, self.trim_ratio_)
+            cov[np.diag_indices_from(cov)] += widths**2 / 12.0  # variance of the uniform noise
+            next(m for m in flow.modules() if isinstance(m, Whitening)).set_statistics(loc, cov)
+        dequantize = torch.as_tensor(widths, dtype=Z.dtype, device=Z.device) if widths.any() else None
         Z_val = None
         if self.early_stopping:
             n_val = int(round(self.validation_fraction * Z.shape[0]))
@@ -194,7 +231,20 @@ class _RealNVPFamily(BaseFlowDetector):
                 )
             order = torch.randperm(Z.shape[0], generator=generator, device=generator.device)
             Z, Z_val = Z[order[n_val:]], Z[order[:n_val]]
-        return self._fit_flow(flow, Z, config, generator, X_val=Z_val)
+        return self._fit_flow(flow, Z, config, generator, X_val=Z_val, dequantize=dequantize)
+
+    #: Values of hyper-parameters added after model files of this family were first written:
+    #: a file that lacks one was written before it existed, i.e. without that feature.
+    _LEGACY_PARAMS = {"dequantize": False, "whiten": False, "identity_init": False}
+
+    def _extra_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        return {"train.dequantize_widths": torch.from_numpy(self.dequantize_widths_)}, {}
+
+    def _load_extra_state(self, tensors: dict[str, torch.Tensor], manifest: dict[str, Any]) -> None:
+        widths = tensors.get("train.dequantize_widths")
+        self.dequantize_widths_ = np.zeros(self.n_features_in_) if widths is None else widths.numpy().astype(np.float64)
+        if self.dequantize_widths_.shape != (self.n_features_in_,):
+            raise ModelFileError(f"train.dequantize_widths has shape {self.dequantize_widths_.shape}, expected ({self.n_features_in_},).")
 
 
 def _document(doc: str, defaults: dict[str, Any]) -> str:

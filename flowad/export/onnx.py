@@ -70,6 +70,7 @@ from flowad.bijections.base import Bijection, Compose
 from flowad.bijections.coupling import AffineCoupling
 from flowad.bijections.lu import LULinear
 from flowad.bijections.permutation import Permutation
+from flowad.bijections.whitening import Whitening
 from flowad.exceptions import InputError
 from flowad.export.scorer import INPUT_CHECKS, OnnxScorer
 from flowad.flows.flow import standard_normal_log_prob
@@ -106,6 +107,9 @@ class _DenseCoupling(nn.Module):
         first[:, :d] = weights[0]
         weights[0] = first[:, layout]
         last_w, last_b = weights.pop(), biases.pop()
+        if coupling.gate is not None:  # identity-initialised coupling: fold its gate into the last layer
+            gate = torch.tanh(coupling.gate.detach()).to(last_w.dtype)
+            last_w, last_b = last_w * gate, last_b * gate
 
         def padded(rows: slice) -> tuple[Tensor, Tensor]:
             w = last_w.new_zeros(d + n, last_w.shape[1])
@@ -178,7 +182,11 @@ def _frozen(layer: Bijection) -> nn.Module:
 
 
 def _lowered(layers: list[Bijection], features: int) -> list[nn.Module] | None:
-    """The dense form of a coupling/permutation stack, or None where it does not apply or pay."""
+    """The dense form of a coupling/permutation stack (after a leading whitening layer, kept as it
+    is), or None where it does not apply or pay."""
+    head: list[nn.Module] = []
+    if layers and isinstance(layers[0], Whitening):
+        head, layers = [layers[0]], layers[1:]
     couplings = [layer for layer in layers if isinstance(layer, AffineCoupling)]
     if not couplings or not all(isinstance(layer, AffineCoupling | Permutation) for layer in layers):
         return None
@@ -186,7 +194,7 @@ def _lowered(layers: list[Bijection], features: int) -> list[nn.Module] | None:
     if not all(hidden) or max(max(h) for h in hidden) > MAX_LOWERED_WIDTH:
         return None  # no hidden layer (nothing to gain), or wide ones (the padding costs more than it saves)
     layout = torch.arange(features)
-    out: list[nn.Module] = []
+    out: list[nn.Module] = list(head)
     for layer in layers:
         if isinstance(layer, Permutation):
             layout = layer.inv_perm.cpu()[layout]  # y = x[:, perm]: fold into the layout, no node

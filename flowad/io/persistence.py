@@ -264,7 +264,8 @@ def read_detector(
     kind = manifest["kind"]
     target = _target(path, kind, cls)
     try:
-        det = target(**{**params_from_json(manifest["params"]), "device": device})
+        legacy = getattr(target, "_LEGACY_PARAMS", {})  # parameters newer than the file take their old value
+        det = target(**{**legacy, **params_from_json(manifest["params"]), "device": device})
         det._set_state(tensors, manifest, device=device)
     except (KeyError, TypeError, ValueError, RuntimeError, FlowadError) as err:  # FlowadError: ModelFileError too
         raise ModelFileError(f"{str(path)!r} does not describe a valid {kind!r} model: {err}") from None

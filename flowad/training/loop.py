@@ -104,6 +104,7 @@ def fit_flow(
     on_epoch: EpochCallback | None = None,
     X_val: Tensor | None = None,
     context_val: Tensor | None = None,
+    dequantize: Tensor | None = None,
 ) -> list[float]:
     """Train ``flow`` on the rows of ``X`` by maximum likelihood; return the per-epoch mean loss.
 
@@ -126,6 +127,10 @@ def fit_flow(
         computed after every epoch; training stops after ``config.patience`` epochs without
         improvement and the weights of the best epoch are restored (early stopping). The
         returned history then ends at the last epoch run.
+    dequantize : Tensor of shape (D,), optional
+        Per-column widths: every training minibatch gets uniform noise on
+        ``[-width / 2, width / 2]`` in each column (dequantization of discrete columns; 0 leaves
+        a column as it is). Validation rows get none.
 
     Raises
     ------
@@ -152,6 +157,8 @@ def fit_flow(
                 xb = X[idx]
                 if config.noise_std > 0:
                     xb = xb + config.noise_std * torch.randn(xb.shape, generator=generator, device=xb.device, dtype=xb.dtype)
+                if dequantize is not None:
+                    xb = xb + (torch.rand(xb.shape, generator=generator, device=xb.device, dtype=xb.dtype) - 0.5) * dequantize
                 nll = -flow.log_prob(xb, ctx)
                 loss = trimmed_mean(nll, config.trim_ratio)
                 if not torch.isfinite(loss):

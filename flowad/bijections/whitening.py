@@ -1,0 +1,80 @@
+"""A fixed affine whitening map: the Gaussian core of a flow."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from flowad.bijections.base import Bijection
+
+__all__ = ["Whitening"]
+
+
+class Whitening(Bijection):
+    r"""Fixed (not trained) affine map ``y = W (x - m)`` with ``W = L^{-1}``, ``L L^T = C``.
+
+    Set from a location ``m`` and a covariance ``C`` by :meth:`set_statistics`; a flow whose
+    other layers are the identity then has exactly the Gaussian density :math:`N(m, C)`.
+    Starts as the identity. ``m`` and ``W`` are buffers (saved in state dicts, never
+    trained).
+
+    Math
+    ----
+    .. math::
+        y = L^{-1}(x - m), \qquad \log|\det J| = -\sum_i \log L_{ii},
+
+    the same for every sample. The inverse is ``x = L y + m`` (no matrix inverse at run time:
+    ``L`` is stored next to ``W``).
+
+    Parameters
+    ----------
+    features : int
+        Dimension ``D`` of the input.
+    """
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        if not (isinstance(features, numbers.Integral) and features >= 1):
+            raise ValueError(f"features must be an int >= 1, got {features!r}.")
+        self.features = int(features)
+        self.register_buffer("loc", torch.zeros(self.features))
+        self.register_buffer("weight", torch.eye(self.features))
+        self.register_buffer("cholesky", torch.eye(self.features))
+        self.register_buffer("logdet", torch.zeros(()))
+
+    @torch.no_grad()
+    def set_statistics(self, loc: np.ndarray | Tensor, covariance: np.ndarray | Tensor) -> None:
+        """Whiten with location ``loc`` (shape ``(D,)``) and covariance ``covariance`` (``(D, D)``,
+        symmetric positive definite; computed in float64, stored in the layer's dtype).
+
+        Raises
+        ------
+        ValueError
+            If the shapes do not match or the covariance is not positive definite.
+        """
+        m = torch.as_tensor(np.asarray(loc, dtype=np.float64))
+        c = torch.as_tensor(np.asarray(covariance, dtype=np.float64))
+        d = self.features
+        if m.shape != (d,) or c.shape != (d, d):
+            raise ValueError(f"expected a location of shape ({d},) and a covariance of shape ({d}, {d}); got {tuple(m.shape)} and {tuple(c.shape)}.")
+        chol, info = torch.linalg.cholesky_ex(0.5 * (c + c.T))
+        if int(info) != 0 or not torch.isfinite(chol).all():
+            raise ValueError("the covariance is not positive definite; it cannot define a whitening.")
+        eye = torch.eye(d, dtype=torch.float64)
+        weight = torch.linalg.solve_triangular(chol, eye, upper=False)
+        dtype, device = self.weight.dtype, self.weight.device
+        self.loc.copy_(m.to(dtype=dtype, device=device))
+        self.weight.copy_(weight.to(dtype=dtype, device=device))
+        self.cholesky.copy_(chol.to(dtype=dtype, device=device))
+        self.logdet.copy_(-torch.log(torch.diagonal(chol)).sum().to(dtype=dtype, device=device))
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        y = torch.nn.functional.linear(x - self.loc, self.weight)
+        return y, self.logdet.expand(x.shape[0])
+
+    def inverse(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        x = torch.nn.functional.linear(y, self.cholesky) + self.loc
+        return x, -self.logdet.expand(y.shape[0])
