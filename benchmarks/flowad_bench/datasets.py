@@ -7,8 +7,9 @@ class, ...) is reported by name with the reason and skipped; it never stops the 
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ __all__ = [
     "load_dataset",
     "load_features",
     "load_folder",
+    "load_folders",
     "data_folder",
     "dataset_paths",
 ]
@@ -51,12 +53,16 @@ class Dataset:
         1 = anomaly, 0 = normal.
     path : str
         Where it was read from ('' for in-memory data).
+    source : str
+        Name of the folder it was read from by :func:`load_folders` (e.g. ``odds``,
+        ``adbench_dev``); '' otherwise.
     """
 
     name: str
     X: np.ndarray
     y: np.ndarray
     path: str = ""
+    source: str = ""
 
     @property
     def contamination(self) -> float:
@@ -289,4 +295,60 @@ def load_folder(
             datasets.append(load_dataset(p, label_column=label_column))
         except DatasetError as err:
             skipped.append(SkippedFile(name=p.stem, path=str(p), reason=str(err)))
+    return datasets, skipped
+
+
+def load_folders(
+    folders: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    names: Iterable[str] | None = None,
+    *,
+    label_column: str | None = None,
+) -> tuple[list[Dataset], list[SkippedFile]]:
+    """:func:`load_folder` over one or several folders; each dataset's ``source`` is its folder's name.
+
+    Parameters
+    ----------
+    folders : path-like or sequence of path-like
+    names : iterable of str, optional
+        File stems to read, looked up across all folders (default: every dataset file).
+    label_column : str, optional
+
+    Returns
+    -------
+    datasets : list of Dataset
+        Folder by folder (in the order given), file-name order within a folder.
+    skipped : list of SkippedFile
+
+    Raises
+    ------
+    DatasetError
+        If a folder does not exist, a requested name has no file in any folder, or two
+        folders hold a dataset of the same name (rows are keyed by dataset name).
+    """
+    if isinstance(folders, (str, os.PathLike)):
+        folders = [folders]
+    roots = [data_folder(f) for f in folders]
+    if not roots:
+        raise DatasetError("no data folder given")
+    stems: dict[str, list[Path]] = {}
+    for root in roots:
+        for p in dataset_paths(root):
+            stems.setdefault(p.stem, []).append(root)
+    twice = {s: [str(r) for r in rs] for s, rs in stems.items() if len(rs) > 1}
+    if twice:
+        raise DatasetError(f"datasets of the same name in several folders: {twice}; rename one or pass one folder")
+    wanted = None if names is None else list(dict.fromkeys(names))
+    if wanted is not None:
+        unknown = [n for n in wanted if n not in stems]
+        if unknown:
+            raise DatasetError(f"no dataset file for {unknown} in {[str(r) for r in roots]}; found {sorted(stems)}")
+    datasets: list[Dataset] = []
+    skipped: list[SkippedFile] = []
+    for root in roots:
+        mine = None if wanted is None else [n for n in wanted if stems[n][0] == root]
+        if mine == []:
+            continue
+        found, bad = load_folder(root, mine, label_column=label_column)
+        datasets += [dataclasses.replace(d, source=root.resolve().name) for d in found]
+        skipped += bad
     return datasets, skipped

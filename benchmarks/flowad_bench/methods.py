@@ -5,12 +5,24 @@ seeded and on the CPU (``verbose=0``, ``random_state=seed``, ``device="cpu"``), 
 ``quick`` mode, fewer training epochs. PyOD is an optional dependency (``pip install
 flowad[bench]``); a PyOD method whose class the installed PyOD lacks is reported as
 unavailable, not silently dropped.
+
+A method can refuse a training set it cannot fit meaningfully (:attr:`Method.check`): PyOD's
+``MCD`` (minimum covariance determinant) needs more training rows than features — with fewer,
+scikit-learn's ``MinCovDet`` still returns, but with a singular covariance and near-constant
+scores. Such a task raises :class:`MethodError`; the runners record it in
+``results_failures.csv`` and the tables show "–" for it.
+
+Variants: a *label* ``Name[key=value,...]`` (:func:`parse_variant`, :func:`variant_label`)
+names a method run with constructor overrides (values are Python literals), so a candidate
+default is screened by the same runner and tables as the baselines.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import importlib
+import inspect
 import io
 import os
 import random
@@ -30,7 +42,11 @@ __all__ = [
     "METHODS",
     "FLOWAD_METHODS",
     "PYOD_METHODS",
+    "BASELINE_METHODS",
     "QUICK_EPOCHS",
+    "base_name",
+    "parse_variant",
+    "variant_label",
     "available_methods",
     "get_method",
     "parse_methods",
@@ -62,6 +78,9 @@ class Method:
         ``fit`` (PyOD baselines). flowad's detectors standardize internally.
     kwargs : callable
         ``kwargs(n_features, seed, quick)`` -> constructor arguments.
+    check : callable or None
+        ``check(n_rows, n_features)`` -> None when the method can be fitted on a training set of
+        that shape, else the reason it cannot (raised as :class:`MethodError` by :meth:`refuse`).
     """
 
     name: str
@@ -70,6 +89,18 @@ class Method:
     cls: str
     standardize: bool
     kwargs: Callable[[int, int, bool], dict[str, Any]]
+    check: Callable[[int, int], str | None] | None = None
+
+    def refuse(self, n_rows: int, n_features: int) -> None:
+        """Raise :class:`MethodError` if the method cannot be fitted on ``n_rows`` x ``n_features``."""
+        reason = self.check(int(n_rows), int(n_features)) if self.check is not None else None
+        if reason:
+            raise MethodError(f"{self.name}: {reason}")
+
+    def parameters(self) -> list[str]:
+        """Names of the constructor's arguments (imports the class)."""
+        klass = getattr(importlib.import_module(self.module), self.cls)
+        return [p for p in inspect.signature(klass.__init__).parameters if p not in ("self", "args", "kwargs")]
 
     def available(self) -> bool:
         """Whether the installed library has this class."""
@@ -122,12 +153,27 @@ def _deep_svdd(n_features: int, seed: int, quick: bool) -> dict[str, Any]:
     return out
 
 
+def _more_rows_than_features(n_rows: int, n_features: int) -> str | None:
+    if n_rows > n_features:
+        return None
+    return (
+        f"needs more training rows than features, got {n_rows} rows and {n_features} features "
+        "(the covariance of its support would be singular and the scores meaningless)"
+    )
+
+
 def _so_gaal(n_features: int, seed: int, quick: bool) -> dict[str, Any]:
     return {"stop_epochs": 3} if quick else {}
 
 
 FLOWAD_METHODS = ("RealNVP", "TrimRealNVP", "RobustRealNVP")
-PYOD_METHODS = ("IForest", "LOF", "OCSVM", "KNN", "ECOD", "AutoEncoder", "VAE", "DeepSVDD", "SO_GAAL")
+PYOD_METHODS = (
+    "IForest", "LOF", "OCSVM", "KNN", "ECOD", "COPOD", "HBOS", "PCA", "MCD",
+    "AutoEncoder", "VAE", "DeepSVDD", "SO_GAAL",
+)
+#: The ``baselines`` group: PyOD's fast, classical detectors (no neural network; OCSVM is left
+#: out: its fit is quadratic in the training rows).
+BASELINE_METHODS = ("IForest", "KNN", "LOF", "ECOD", "COPOD", "HBOS", "PCA", "MCD")
 
 METHODS: dict[str, Method] = {
     m.name: m
@@ -138,6 +184,10 @@ METHODS: dict[str, Method] = {
         Method("OCSVM", "pyod", "pyod.models.ocsvm", "OCSVM", True, _none),
         Method("KNN", "pyod", "pyod.models.knn", "KNN", True, _none),
         Method("ECOD", "pyod", "pyod.models.ecod", "ECOD", True, _none),
+        Method("COPOD", "pyod", "pyod.models.copod", "COPOD", True, _none),
+        Method("HBOS", "pyod", "pyod.models.hbos", "HBOS", True, _none),
+        Method("PCA", "pyod", "pyod.models.pca", "PCA", True, _seed_only),
+        Method("MCD", "pyod", "pyod.models.mcd", "MCD", True, _seed_only, _more_rows_than_features),
         Method("AutoEncoder", "pyod", "pyod.models.auto_encoder", "AutoEncoder", True, _pyod_dl(5)),
         Method("VAE", "pyod", "pyod.models.vae", "VAE", True, _pyod_dl(5)),
         Method("DeepSVDD", "pyod", "pyod.models.deep_svdd", "DeepSVDD", True, _deep_svdd),
@@ -147,8 +197,92 @@ METHODS: dict[str, Method] = {
 }
 
 
+def base_name(label: str) -> str:
+    """The method of a variant label: ``"RobustRealNVP[dequantize=True]"`` -> ``"RobustRealNVP"``."""
+    return label.split("[", 1)[0].strip()
+
+
+def _split_top_level(text: str, sep: str = ",") -> list[str]:
+    """``text`` split at ``sep`` outside brackets and quotes: ``"a=(1, 2),b='x,y'"`` -> 2 parts."""
+    parts, depth, quote, cur = [], 0, "", []
+    for ch in text:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == sep and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+            continue
+        cur.append(ch)
+    parts.append("".join(cur))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _literal(key: str, text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        raise MethodError(
+            f"value of {key!r} must be a Python literal (True, 0.1, (32, 32), 'auto'), got {text!r}; "
+            "quote strings, e.g. key='auto'."
+        ) from None
+
+
+def variant_label(method: str, overrides: tuple[tuple[str, Any], ...] | list[tuple[str, Any]]) -> str:
+    """The row label of ``method`` with ``overrides``: ``Name[key=repr(value),...]`` (``Name`` if none).
+
+    >>> variant_label("RobustRealNVP", [("dequantize", True), ("hidden_dims", (32, 32))])
+    'RobustRealNVP[dequantize=True,hidden_dims=(32, 32)]'
+    """
+    if not overrides:
+        return method
+    return f"{method}[{','.join(f'{k}={v!r}' for k, v in overrides)}]"
+
+
+def parse_variant(spec: str) -> tuple[str, str, tuple[tuple[str, Any], ...]]:
+    """A ``--variant`` spec ``NAME:key=value,key=value`` -> (label, method, overrides).
+
+    ``NAME`` is a method (case-insensitive); values are Python literals; the keys must be
+    arguments of the method's constructor. The label is :func:`variant_label`'s.
+
+    >>> parse_variant("RobustRealNVP:dequantize=True,hidden_dims=(32, 32)")[0]
+    'RobustRealNVP[dequantize=True,hidden_dims=(32, 32)]'
+
+    Raises
+    ------
+    MethodError
+        For an unknown method, a missing ``:``, a key that is not a constructor argument, a
+        repeated key, or a value that is not a literal.
+    """
+    name, sep, rest = spec.partition(":")
+    if not sep or not rest.strip():
+        raise MethodError(f"a variant is NAME:key=value[,key=value...], e.g. RobustRealNVP:dequantize=True; got {spec!r}.")
+    method = get_method(name)
+    overrides: list[tuple[str, Any]] = []
+    for item in _split_top_level(rest):
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or not key.isidentifier():
+            raise MethodError(f"variant {spec!r}: {item!r} is not key=value.")
+        if key in dict(overrides):
+            raise MethodError(f"variant {spec!r}: {key!r} is given twice.")
+        overrides.append((key, _literal(key, value.strip())))
+    if method.available():
+        known = method.parameters()
+        unknown = [k for k, _ in overrides if k not in known]
+        if unknown:
+            raise MethodError(f"variant {spec!r}: {method.name} has no argument(s) {unknown}; its arguments: {known}.")
+    out = tuple(overrides)
+    return variant_label(method.name, out), method.name, out
+
+
 def get_method(name: str) -> Method:
-    """The method called ``name`` (case-insensitive).
+    """The method called ``name`` (case-insensitive; a variant label means its method).
 
     Raises
     ------
@@ -157,7 +291,7 @@ def get_method(name: str) -> Method:
     """
     by_lower = {k.lower(): v for k, v in METHODS.items()}
     try:
-        return by_lower[name.strip().lower()]
+        return by_lower[base_name(name).lower()]
     except KeyError:
         raise MethodError(f"unknown method {name!r}; known methods: {list(METHODS)}.") from None
 
@@ -168,7 +302,8 @@ def available_methods() -> list[str]:
 
 
 def parse_methods(spec: str | list[str] | None) -> list[str]:
-    """Method names from a comma-separated string, a list, or the groups ``all``, ``flowad``, ``pyod``.
+    """Method names from a comma-separated string, a list, or the groups ``all``, ``flowad``,
+    ``pyod``, ``baselines`` (:data:`BASELINE_METHODS`); ``none`` adds nothing (a run of variants only).
 
     ``None`` or ``"all"`` means every available method.
 
@@ -192,6 +327,10 @@ def parse_methods(spec: str | list[str] | None) -> list[str]:
             names += list(FLOWAD_METHODS)
         elif key == "pyod":
             names += [n for n in PYOD_METHODS if METHODS[n].available()]
+        elif key == "none":
+            continue
+        elif key == "baselines":
+            names += [n for n in BASELINE_METHODS if METHODS[n].available()]
         else:
             method = get_method(item)
             if not method.available():

@@ -1,5 +1,20 @@
 """The ODDS benchmark: every method × dataset × seed under the study's protocol.
 
+The same runner serves the 26-dataset development set (several data folders in one run and
+one table, e.g. ``odds`` and ``adbench_dev``), its options:
+
+* ``max_rows`` – a dataset with more rows is first subsampled to that many, stratified, with a
+  fixed seed independent of the protocol seed (:func:`flowad_bench.protocol.subsample_rows`);
+  the task id and ``setting`` then carry ``max_rows=N``; ``n_rows_used`` records the rows used;
+* ``train_rows`` – the small-data track: after the 60/40 split the training split is
+  subsampled to that many rows, stratified, seeded by the protocol seed, keeping at least 5
+  anomalies when the split has them (:func:`flowad_bench.protocol.subsample_train`); the test
+  split is unchanged; the task id and ``setting`` carry ``train_rows=N``;
+* ``variants`` – flowad (or PyOD) methods with constructor overrides, each its own row label
+  ``Name[key=value,...]`` (:func:`flowad_bench.methods.parse_variant`);
+* ``reuse`` – result CSVs whose rows of this run's tasks are copied into ``results.csv``
+  instead of being run again (e.g. the baselines of a committed run beside new variants).
+
 :func:`run_odds` writes, to an output folder:
 
 * ``results.csv`` – one row per dataset × method × seed (AUC, AP, fit and score seconds,
@@ -26,11 +41,17 @@ import pandas as pd
 
 from flowad.exceptions import InputError
 from flowad.preprocessing import standardize
-from flowad_bench.datasets import Dataset, SkippedFile, load_dataset, load_folder
-from flowad_bench.methods import count_parameters, get_method, parse_methods, quiet_and_isolated
-from flowad_bench.protocol import evaluate, resample_contamination, stratified_split
+from flowad_bench.datasets import Dataset, SkippedFile, load_dataset, load_folders
+from flowad_bench.methods import count_parameters, get_method, parse_methods, parse_variant, quiet_and_isolated
+from flowad_bench.protocol import (
+    evaluate,
+    resample_contamination,
+    stratified_split,
+    subsample_rows,
+    subsample_train,
+)
 from flowad_bench.record import output_folder
-from flowad_bench.runner import RunSummary, run_tasks
+from flowad_bench.runner import RunSummary, read_rows, run_tasks
 
 __all__ = [
     "OddsTask",
@@ -54,6 +75,7 @@ METRIC_FIELDS = ("auc", "ap", "fit_seconds", "score_seconds", "n_params")
 RESULT_FIELDS = (
     "experiment",
     "dataset",
+    "source",
     "method",
     "seed",
     "setting",
@@ -61,6 +83,7 @@ RESULT_FIELDS = (
     "n_train",
     "n_test",
     "n_features",
+    "n_rows_used",
     "train_contamination",
     "quick",
     "params",
@@ -95,6 +118,12 @@ class OddsTask:
         Name written in the ``experiment`` column.
     setting : str
         Label of the experiment's setting (part of the task id), e.g. ``"trim=0.05"``.
+    source : str
+        Folder the dataset came from (written in the ``source`` column; not in the task id).
+    max_rows : int or None
+        Cap on the dataset's rows (stratified subsample, fixed seed) before the split.
+    train_rows : int or None
+        Rows of the training split after subsampling (the small-data track).
     """
 
     dataset: str
@@ -107,6 +136,9 @@ class OddsTask:
     overrides: tuple[tuple[str, Any], ...] = field(default=())
     experiment: str = "odds"
     setting: str = ""
+    source: str = ""
+    max_rows: int | None = None
+    train_rows: int | None = None
 
     @property
     def task_id(self) -> str:
@@ -124,6 +156,15 @@ class OddsTask:
 @functools.lru_cache(maxsize=8)
 def _cached_dataset(path: str) -> Dataset:
     return load_dataset(path)
+
+
+@functools.lru_cache(maxsize=4)
+def _capped_dataset(path: str, max_rows: int | None) -> tuple[np.ndarray, np.ndarray]:
+    ds = _cached_dataset(path)
+    if max_rows is None or ds.X.shape[0] <= max_rows:
+        return ds.X, ds.y
+    rows = subsample_rows(ds.y, max_rows)
+    return ds.X[rows], ds.y[rows]
 
 
 @functools.lru_cache(maxsize=1)
@@ -210,6 +251,7 @@ def fit_and_score(
         ``auc``, ``ap``, ``fit_seconds``, ``score_seconds``, ``n_params``, ``params`` (JSON).
     """
     method = get_method(method_name)
+    method.refuse(X_train.shape[0], X_train.shape[1])
     if method.standardize:
         X_train, X_test = standardize(X_train, X_test)
     kwargs = dict(overrides)
@@ -237,17 +279,19 @@ def fit_and_score(
 
 def run_task(task: OddsTask) -> dict[str, Any]:
     """Run one :class:`OddsTask` under the protocol and return its result row."""
-    ds = _cached_dataset(task.path)
-    train_idx, test_idx = stratified_split(ds.y, task.seed)
+    X, y = _capped_dataset(task.path, task.max_rows)
+    train_idx, test_idx = stratified_split(y, task.seed)
+    if task.train_rows is not None:
+        train_idx = subsample_train(y, train_idx, task.train_rows, task.seed)
     if task.train_contamination is not None:
-        train_idx = resample_contamination(ds.y, train_idx, task.train_contamination, task.seed)
-    train_contamination = float(ds.y[train_idx].mean())
+        train_idx = resample_contamination(y, train_idx, task.train_contamination, task.seed)
+    train_contamination = float(y[train_idx].mean())
     result = fit_and_score(
         task.method,
         task.seed,
-        ds.X[train_idx],
-        ds.X[test_idx],
-        ds.y[test_idx],
+        X[train_idx],
+        X[test_idx],
+        y[test_idx],
         quick=task.quick,
         overrides=task.overrides,
         contamination=task.contamination,
@@ -256,13 +300,15 @@ def run_task(task: OddsTask) -> dict[str, Any]:
     return {
         "experiment": task.experiment,
         "dataset": task.dataset,
+        "source": task.source,
         "method": task.method,
         "seed": task.seed,
         "setting": task.setting,
         **result,
         "n_train": int(train_idx.size),
         "n_test": int(test_idx.size),
-        "n_features": int(ds.X.shape[1]),
+        "n_features": int(X.shape[1]),
+        "n_rows_used": int(y.shape[0]),
         "train_contamination": train_contamination,
         "quick": bool(task.quick),
         "versions": _versions(),
@@ -277,22 +323,40 @@ def select_datasets(datasets: list[Dataset], quick: bool) -> list[Dataset]:
 
 
 def prepare_datasets(
-    data: str | os.PathLike[str], datasets: Sequence[str] | None, quick: bool, seeds: int
+    data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    datasets: Sequence[str] | None,
+    quick: bool,
+    seeds: int,
 ) -> tuple[list[Dataset], list[SkippedFile], list[int]]:
     """The datasets of a run (:func:`select_datasets`), the unusable files, and the seeds.
 
-    ``quick`` runs use seed 0 only; otherwise seeds ``0 .. seeds-1``.
+    ``data`` is one folder or several (:func:`flowad_bench.datasets.load_folders`; each
+    dataset's ``source`` is its folder's name). ``quick`` runs use seed 0 only; otherwise seeds
+    ``0 .. seeds-1``.
 
     Raises
     ------
     InputError
-        If ``seeds`` < 1, the folder does not exist or a requested dataset has no file.
+        If ``seeds`` < 1, a folder does not exist, a requested dataset has no file, or two
+        folders hold datasets of the same name.
     """
-    found, skipped = load_folder(data, datasets)
+    found, skipped = load_folders(data, datasets)
     n_seeds = 1 if quick else int(seeds)
     if n_seeds < 1:
         raise InputError(f"seeds must be >= 1, got {seeds}.")
     return select_datasets(found, quick), skipped, list(range(n_seeds))
+
+
+def task_setting(n_rows: int, max_rows: int | None = None, train_rows: int | None = None) -> str:
+    """The ``setting`` of a dataset's tasks: ``max_rows=N`` if the dataset (``n_rows``) is capped,
+    ``train_rows=N`` on the small-data track, joined by ``,``; '' when neither applies (so the
+    task ids of uncapped full-track runs are those of the plain ODDS benchmark)."""
+    parts = []
+    if max_rows is not None and n_rows > max_rows:
+        parts.append(f"max_rows={int(max_rows)}")
+    if train_rows is not None:
+        parts.append(f"train_rows={int(train_rows)}")
+    return ",".join(parts)
 
 
 def make_tasks(
@@ -302,16 +366,89 @@ def make_tasks(
     *,
     quick: bool = False,
     contamination: str = "default",
+    variants: Sequence[tuple[str, str, tuple[tuple[str, Any], ...]]] = (),
+    max_rows: int | None = None,
+    train_rows: int | None = None,
 ) -> list[OddsTask]:
-    """Tasks in dataset-major order (dataset, then method, then seed)."""
+    """Tasks in dataset-major order (dataset, then method — ``methods`` then ``variants`` — then seed).
+
+    ``variants`` are :func:`flowad_bench.methods.parse_variant` triples (label, method,
+    overrides); the label is the task's method. ``max_rows`` and ``train_rows``: see the module.
+    """
     if contamination not in CONTAMINATION_MODES:
         raise InputError(f"contamination must be one of {CONTAMINATION_MODES}, got {contamination!r}.")
+    if max_rows is not None:
+        subsample_rows(np.array([0, 1]), max_rows)  # validates the cap
+    if train_rows is not None:
+        subsample_train(np.array([0, 1]), np.array([0]), train_rows, 0)  # validates the size
+    runs: list[tuple[str, tuple[tuple[str, Any], ...]]] = [(m, ()) for m in methods]
+    runs += [(label, overrides) for label, _, overrides in variants]
+    labels = [label for label, _ in runs]
+    if len(set(labels)) != len(labels):
+        raise InputError(f"a method or variant is given twice: {sorted({x for x in labels if labels.count(x) > 1})}.")
     return [
-        OddsTask(dataset=d.name, path=d.path, method=m, seed=int(s), quick=quick, contamination=contamination)
+        OddsTask(
+            dataset=d.name,
+            path=d.path,
+            method=label,
+            seed=int(s),
+            quick=quick,
+            contamination=contamination,
+            overrides=overrides,
+            setting=task_setting(d.X.shape[0], max_rows, train_rows),
+            source=d.source,
+            max_rows=max_rows,
+            train_rows=train_rows,
+        )
         for d in datasets
-        for m in methods
+        for label, overrides in runs
         for s in seeds
     ]
+
+
+def reuse_rows(
+    tasks: Sequence[Any], sources: Sequence[str | os.PathLike[str]], csv_path: str | os.PathLike[str], fields: Sequence[str]
+) -> int:
+    """Copy into ``csv_path`` the rows of ``sources`` (result CSVs) whose ``task_id`` is one of
+    ``tasks`` and not yet in ``csv_path``; return how many were copied.
+
+    The copied rows keep every recorded column (versions and commit included), so the folder
+    stays self-contained; the runner then skips those tasks.
+
+    Raises
+    ------
+    InputError
+        If a source file does not exist.
+    """
+    import csv
+
+    wanted = {t.task_id for t in tasks}
+    path = Path(csv_path)
+    have = {r["task_id"] for r in read_rows(path) if r.get("task_id")}
+    rows: list[dict[str, str]] = []
+    for src in sources:
+        if not Path(src).is_file():
+            raise InputError(f"--reuse file {str(src)!r} does not exist; give a results.csv of an earlier run.")
+        for r in read_rows(src):
+            tid = r.get("task_id", "")
+            if tid in wanted and tid not in have:
+                have.add(tid)
+                rows.append(r)
+    if not rows:
+        return 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not (path.exists() and path.stat().st_size > 0)
+    if new:
+        header = [*fields, "task_id"]
+    else:
+        with path.open(newline="") as fh:
+            header = next(csv.reader(fh))
+    with path.open("a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=header, extrasaction="ignore", restval="")
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+    return len(rows)
 
 
 @dataclass
@@ -345,16 +482,20 @@ def run_and_load(
     jobs: int = 1,
     progress: bool = True,
     desc: str = "bench",
+    reuse: Sequence[str | os.PathLike[str]] = (),
 ) -> tuple[BenchRun, pd.DataFrame]:
     """Run ``tasks`` into ``out/results.csv`` (resuming) and load the rows of these tasks.
 
     Returns the :class:`BenchRun` (``table`` and ``plot`` are file names in ``out``) and the
     rows of ``results.csv`` whose ``task_id`` is one of ``tasks`` (empty when there are none).
+    Rows of ``reuse`` CSVs for these tasks are copied in first (:func:`reuse_rows`).
     """
     from flowad_bench.report import load_results
 
     folder = output_folder(out)
     csv_path = folder / "results.csv"
+    if reuse:
+        reuse_rows(tasks, reuse, csv_path, fields)
     summary = run_tasks(tasks, fn, csv_path, jobs=jobs, fields=fields, progress=progress, desc=desc)
     run = BenchRun(summary, skipped, csv_path, folder / table, folder / plot)
     if not csv_path.exists():
@@ -375,7 +516,7 @@ def run_notes(run: BenchRun, n_tasks: int, n_rows: int, quick_note: str | None =
 
 
 def run_odds(
-    data: str | os.PathLike[str],
+    data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     out: str | os.PathLike[str],
     *,
     methods: str | Sequence[str] | None = None,
@@ -384,6 +525,10 @@ def run_odds(
     jobs: int = 1,
     quick: bool = False,
     contamination: str = "default",
+    variants: Sequence[str] = (),
+    max_rows: int | None = None,
+    train_rows: int | None = None,
+    reuse: Sequence[str | os.PathLike[str]] = (),
     progress: bool = True,
     command: str = "",
 ) -> BenchRun:
@@ -391,8 +536,9 @@ def run_odds(
 
     Parameters
     ----------
-    data : path-like
-        Folder of ``.npz`` / ``.mat`` / ``.csv`` datasets. Unusable files are skipped and listed.
+    data : path-like or sequence of path-like
+        Folder(s) of ``.npz`` / ``.mat`` / ``.csv`` datasets; several folders make one run and
+        one table (dataset names must differ). Unusable files are skipped and listed.
     out : path-like
         Output folder (created). An existing ``results.csv`` there is resumed.
     methods : str or list of str, optional
@@ -406,6 +552,16 @@ def run_odds(
     quick : bool, default=False
         One seed, the three smallest datasets, few epochs.
     contamination : {"default", "oracle"}, default="default"
+    variants : sequence of str
+        ``NAME:key=value,...`` specs (:func:`flowad_bench.methods.parse_variant`), each run as
+        its own method labelled ``NAME[key=value,...]``.
+    max_rows : int, optional
+        Cap on each dataset's rows (stratified subsample with a fixed seed, before the split).
+    train_rows : int, optional
+        Small-data track: training split subsampled to this many rows (>= 5 anomalies kept
+        when the split has them; test split unchanged).
+    reuse : sequence of path-like
+        Result CSVs whose rows of this run's tasks are copied instead of re-run.
     progress : bool, default=True
     command : str
         Command line written into the table.
@@ -415,13 +571,27 @@ def run_odds(
     BenchRun
     """
     names = parse_methods(methods)
+    parsed = [parse_variant(v) for v in variants]
+    if not names and not parsed:
+        raise InputError("no method to run: give --methods and/or --variant.")
     chosen, skipped, seed_list = prepare_datasets(data, datasets, quick, seeds)
-    tasks = make_tasks(chosen, names, seed_list, quick=quick, contamination=contamination)
+    tasks = make_tasks(
+        chosen, names, seed_list, quick=quick, contamination=contamination, variants=parsed,
+        max_rows=max_rows, train_rows=train_rows,
+    )
     run, frame = run_and_load(
         tasks, run_task, out, fields=RESULT_FIELDS, skipped=skipped, table="table.md", plot="auc.png",
-        jobs=jobs, progress=progress, desc="odds",
+        jobs=jobs, progress=progress, desc="odds", reuse=reuse,
     )
-    write_odds_report(run, frame, len(tasks), methods=names, command=command, quick=quick, contamination=contamination)
+    track = []
+    if max_rows is not None:
+        track.append(f"datasets over {max_rows} rows subsampled to {max_rows} (stratified, fixed seed)")
+    if train_rows is not None:
+        track.append(f"small-data track: training splits subsampled to {train_rows} rows (>= 5 anomalies kept when present)")
+    write_odds_report(
+        run, frame, len(tasks), methods=[*names, *(p[0] for p in parsed)], command=command, quick=quick,
+        contamination=contamination, track=track,
+    )
     return run
 
 
@@ -434,17 +604,22 @@ def write_odds_report(
     command: str = "",
     quick: bool = False,
     contamination: str = "default",
+    track: Sequence[str] = (),
 ) -> None:
-    """Write ``table.md`` and ``auc.png`` from ``frame``, the rows of this run's ``n_tasks`` tasks."""
+    """Write ``table.md`` and ``auc.png`` from ``frame``, the rows of this run's ``n_tasks`` tasks.
+
+    ``track`` lines (row caps, the small-data track) are added to the notes."""
     from flowad_bench.report import odds_markdown, plot_odds
 
     quick_note = "QUICK mode: one seed, the three smallest datasets, reduced epochs — a smoke test, not the study's table."
     notes = run_notes(run, n_tasks, len(frame), quick_note if quick else None)
+    notes += list(track)
     if contamination == "oracle":
         notes.append("contamination=oracle: each detector was told the training split's true anomaly fraction.")
     if frame.empty:
         run.table_md.write_text("# ODDS benchmark\n\nNo results yet.\n\n" + "\n".join(f"- {n}" for n in notes) + "\n")
         return
-    title = "ODDS benchmark" + (" (quick)" if quick else "")
+    sources = sorted(set(frame["source"].dropna().astype(str)) - {""}) if "source" in frame else []
+    title = ("Benchmark on " + " + ".join(sources) if len(sources) > 1 else "ODDS benchmark") + (" (quick)" if quick else "")
     run.table_md.write_text(odds_markdown(frame, methods=methods, title=title, command=command, notes=notes))
     plot_odds(frame, run.plot_png, methods=methods, title=title)

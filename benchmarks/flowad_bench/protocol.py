@@ -22,6 +22,10 @@ __all__ = [
     "evaluate",
     "resample_contamination",
     "split_seed",
+    "SUBSAMPLE_SEED",
+    "MIN_TRAIN_ANOMALIES",
+    "subsample_rows",
+    "subsample_train",
 ]
 
 #: Fraction of every dataset held out for testing.
@@ -110,3 +114,103 @@ def resample_contamination(y: np.ndarray, train_idx: np.ndarray, contamination: 
     rng = np.random.default_rng([int(seed), 7919])
     chosen = rng.choice(anomalous, size=n_anom, replace=n_anom > anomalous.size) if n_anom else anomalous[:0]
     return np.sort(np.concatenate([normal, chosen]))
+
+
+#: Seed of :func:`subsample_rows` (the ``--max-rows`` cap): fixed, independent of the protocol
+#: seed, so every seed and every method sees the same subsampled dataset.
+SUBSAMPLE_SEED = 0
+#: Fewest anomalies :func:`subsample_train` keeps when the training split has that many.
+MIN_TRAIN_ANOMALIES = 5
+
+
+def subsample_rows(y: np.ndarray, max_rows: int, seed: int = SUBSAMPLE_SEED) -> np.ndarray:
+    """Rows of a dataset capped at ``max_rows``, stratified, with a fixed seed.
+
+    A dataset with at most ``max_rows`` rows is returned whole (``arange(n)``). A larger one is
+    subsampled to exactly ``max_rows`` rows, each class keeping its proportion (up to
+    rounding, and at least 2 rows of each class so that the 60/40 split stays stratifiable),
+    drawn with ``seed`` — by default :data:`SUBSAMPLE_SEED`, the same for every protocol seed.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n_samples,)
+        0/1 labels.
+    max_rows : int
+        Cap, >= 10.
+    seed : int, default=SUBSAMPLE_SEED
+
+    Returns
+    -------
+    ndarray of int
+        Sorted row indices.
+
+    Raises
+    ------
+    InputError
+        If ``max_rows`` < 10.
+    """
+    if int(max_rows) < 10:
+        raise InputError(f"max_rows must be >= 10, got {max_rows}.")
+    y = np.asarray(y).reshape(-1)
+    n = y.shape[0]
+    if n <= max_rows:
+        return np.arange(n)
+    rng = np.random.default_rng([int(seed), 104729])
+    anomalous, normal = np.flatnonzero(y == 1), np.flatnonzero(y != 1)
+    n_anom = int(round(max_rows * anomalous.size / n))
+    n_anom = min(anomalous.size, max(n_anom, min(2, anomalous.size)), max_rows - 2)
+    chosen = np.concatenate(
+        [rng.choice(anomalous, n_anom, replace=False), rng.choice(normal, max_rows - n_anom, replace=False)]
+    )
+    return np.sort(chosen)
+
+
+def subsample_train(
+    y: np.ndarray, train_idx: np.ndarray, n_rows: int, seed: int, min_anomalies: int = MIN_TRAIN_ANOMALIES
+) -> np.ndarray:
+    """The training split subsampled to ``n_rows`` rows (the small-data track), stratified.
+
+    Rule: a split of at most ``n_rows`` rows is kept whole. Otherwise the split's anomaly
+    fraction is kept (``round(n_rows * fraction)`` anomalies), but never fewer than
+    ``min(min_anomalies, anomalies in the split)`` — so a split that has 5 or more anomalies
+    keeps at least 5, which raises the training contamination of very clean datasets — and the
+    rest are normal rows; both drawn without replacement with the protocol ``seed``. Test rows
+    are never touched; labels only choose rows, no detector sees them.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n_samples,)
+        0/1 labels of the whole dataset.
+    train_idx : ndarray of int
+        Rows of the training split.
+    n_rows : int
+        Wanted training rows, >= 2 * ``min_anomalies``.
+    seed : int
+        The protocol seed.
+    min_anomalies : int, default=MIN_TRAIN_ANOMALIES
+
+    Returns
+    -------
+    ndarray of int
+        Sorted row indices, a subset of ``train_idx``.
+
+    Raises
+    ------
+    InputError
+        If ``n_rows`` is too small.
+    """
+    if int(n_rows) < 2 * min_anomalies:
+        raise InputError(f"train_rows must be >= {2 * min_anomalies}, got {n_rows}.")
+    y = np.asarray(y)
+    train_idx = np.asarray(train_idx)
+    if train_idx.size <= n_rows:
+        return np.sort(train_idx)
+    anomalous = train_idx[y[train_idx] == 1]
+    normal = train_idx[y[train_idx] != 1]
+    n_anom = int(round(n_rows * anomalous.size / train_idx.size))
+    n_anom = min(anomalous.size, max(n_anom, min(min_anomalies, anomalous.size)))
+    n_norm = min(normal.size, n_rows - n_anom)
+    n_anom = n_rows - n_norm  # only when the split has too few normals
+    rng = np.random.default_rng([int(seed), 15485863])
+    chosen = np.concatenate([rng.choice(anomalous, n_anom, replace=False), rng.choice(normal, n_norm, replace=False)])
+    return np.sort(chosen)

@@ -21,6 +21,8 @@ __all__ = [
     "load_results",
     "mean_std",
     "average_ranks",
+    "wins_ties_losses",
+    "dataset_sources",
     "format_mean_std",
     "odds_markdown",
     "plot_odds",
@@ -82,6 +84,32 @@ def average_ranks(means: pd.DataFrame) -> pd.Series:
     return complete.rank(axis=1, ascending=False, method="average").mean(axis=0)
 
 
+def wins_ties_losses(means: pd.DataFrame, reference: str, digits: int = 3) -> dict[str, str]:
+    """``"W/T/L"`` of each column against column ``reference``, over the rows where both have a value.
+
+    A win is a higher per-dataset mean, a tie the same value at ``digits`` decimals (as printed);
+    the reference's own cell is "–".
+    """
+    out = {}
+    for m in means.columns:
+        if m == reference:
+            out[m] = "–"
+            continue
+        both = means[[m, reference]].dropna()
+        diff = (both[m].round(digits) - both[reference].round(digits)).to_numpy()
+        out[m] = f"{int((diff > 0).sum())}/{int((diff == 0).sum())}/{int((diff < 0).sum())}"
+    return out
+
+
+def dataset_sources(frame: pd.DataFrame) -> dict[str, str]:
+    """Dataset -> its ``source`` (data folder) when the rows record one, else {}."""
+    if "source" not in frame:
+        return {}
+    src = frame[["dataset", "source"]].dropna()
+    src = src[src["source"].astype(str).str.len() > 0]
+    return dict(zip(src["dataset"], src["source"].astype(str), strict=True))
+
+
 def format_mean_std(mean: float, std: float, digits: int = 3) -> str:
     """``"0.912 ± 0.011"``; ``"–"`` for a missing value."""
     if mean is None or not np.isfinite(mean):
@@ -113,6 +141,9 @@ def _metric_table(
     means = stats["mean"].unstack("method").reindex(index=datasets, columns=methods)
     stds = stats["std"].unstack("method").reindex(index=datasets, columns=methods)
     cells = pd.DataFrame(index=datasets)
+    sources = dataset_sources(frame)
+    if sources:
+        cells["source"] = [sources.get(d, "") for d in datasets]
     pub = published_auc() if with_published else None
     for m in methods:
         cells[m] = [format_mean_std(means.at[d, m], stds.at[d, m]) for d in datasets]
@@ -134,6 +165,18 @@ def _metric_table(
             )
             rank_row[f"{m} (published)"] = ""
     cells.loc[f"**mean {metric.upper()}** ({len(complete)} datasets)"] = pd.Series(mean_row)
+    by_source = sorted(set(sources.get(d, "") for d in complete) - {""})
+    if len(by_source) > 1:
+        for src in by_source:
+            rows = [d for d in complete if sources.get(d) == src]
+            cells.loc[f"**mean {metric.upper()}, {src}** ({len(rows)} datasets)"] = pd.Series(
+                {m: f"{means.loc[rows, m].mean():.3f}" for m in methods}
+            )
+    if len(complete) < len(datasets):
+        # a method that failed somewhere: its own mean over the datasets where it ran, with the count
+        cells.loc["**mean where the method ran** (datasets)"] = pd.Series(
+            {m: f"{means[m].mean():.3f} ({int(means[m].notna().sum())})" if means[m].notna().any() else "–" for m in methods}
+        )
     study = study_mean_datasets()
     if pub is not None and set(study) <= set(complete) and len(study) < len(complete):
         row = {m: f"{means.loc[study, m].mean():.3f}" for m in methods}
@@ -143,6 +186,10 @@ def _metric_table(
                 row[f"{m} (published)"] = f"{pub.loc[study, col].mean():.3f}"
         cells.loc[f"**mean {metric.upper()}, the study's {len(study)}**"] = pd.Series(row)
     cells.loc["**average rank**"] = pd.Series(rank_row)
+    if "IForest" in methods and len(methods) > 1:
+        cells.loc[f"**wins/ties/losses vs IForest** ({len(complete)} datasets)"] = pd.Series(
+            wins_ties_losses(means.loc[complete], "IForest")
+        )
     cells = cells.fillna("")
     return cells, means
 
@@ -170,7 +217,8 @@ def odds_markdown(
     """
     methods = _method_order(frame, methods)
     seeds = sorted(frame["seed"].dropna().unique().astype(int).tolist())
-    auc_cells, _ = _metric_table(frame, "auc", methods, with_published=True)
+    auc_cells, auc_means = _metric_table(frame, "auc", methods, with_published=True)
+    n_complete = len(auc_means.dropna(axis=0, how="any"))
     ap_cells, _ = _metric_table(frame, "ap", methods, with_published=False)
     times = frame.groupby("method")[["fit_seconds", "score_seconds"]].sum().reindex(methods)
     params = frame.groupby(["dataset", "method"])["n_params"].first().unstack("method").reindex(columns=methods)
@@ -191,6 +239,10 @@ def odds_markdown(
         f"Protocol: stratified random 60/40 split per seed (seeds {seeds}); unlabeled training split with its "
         "anomalies; standardization from training statistics; test ROC AUC / average precision, mean ± std over seeds. "
         "Average rank: 1 = best, over the datasets where every method has a result.",
+        "",
+        f"{len(auc_means)} datasets × {len(seeds)} seeds × {len(methods)} methods; {n_complete} datasets where every "
+        "method has a result (the mean, rank and win rows use those; a method that could not run on a dataset "
+        "shows \"–\" there and the task is listed under Notes).",
         "",
         "Columns marked **(published)** are the numbers the RobustRealNVP study reports, not results of this run. "
         f"Source: {published_source()}",
@@ -241,7 +293,8 @@ def plot_odds(
             pv = [pub.at[d, col] if d in pub.index else np.nan for d in datasets]
             ax.plot(off, pv, marker="D", ls="none", mfc="none", mec=palette[j % 20], ms=6, label=f"{m} (published)")
     ax.set_xticks(x)
-    ax.set_xticklabels(datasets, rotation=45, ha="right")
+    sources = dataset_sources(frame)
+    ax.set_xticklabels([f"{d} [{sources[d]}]" if d in sources else d for d in datasets], rotation=45, ha="right")
     ax.set_ylabel("test ROC AUC (mean ± std over seeds)")
     ax.axhline(0.5, color="grey", lw=0.8, ls=":")
     ax.set_title(title or "ODDS benchmark")

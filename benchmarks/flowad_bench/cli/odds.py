@@ -58,13 +58,35 @@ def _run(runner: Callable[..., Any], what: str, no_progress: bool, *args: Any, *
 @bench_app.command("odds")
 @user_errors
 def odds(
-    data: Path = _DATA,
+    data: list[Path] = typer.Option(
+        ..., "--data", "-d",
+        help="Folder of datasets (.npz with X, y; ODDS .mat; CSV with a label column); repeat for several "
+        "folders in one run and one table (e.g. --data ../shared/data/odds --data ../shared/data/adbench_dev).",
+    ),
     out: Path = _OUT,
     methods: str = typer.Option(
         "all",
         "--methods",
         "-m",
-        help="Comma-separated methods or groups: all, flowad, pyod, RealNVP, TrimRealNVP, RobustRealNVP, IForest, LOF, OCSVM, KNN, ECOD, AutoEncoder, VAE, DeepSVDD, SO_GAAL.",
+        help="Comma-separated methods or groups: all, flowad, pyod, baselines (IForest, KNN, LOF, ECOD, COPOD, HBOS, "
+        "PCA, MCD), none; RealNVP, TrimRealNVP, RobustRealNVP, IForest, LOF, OCSVM, KNN, ECOD, COPOD, HBOS, PCA, MCD, "
+        "AutoEncoder, VAE, DeepSVDD, SO_GAAL.",
+    ),
+    variant: list[str] = typer.Option(
+        [], "--variant", "-V",
+        help="NAME:key=value[,key=value...] (repeatable): run method NAME with these constructor arguments "
+        "(Python literals: True, 0.1, (32, 32), 'auto') as its own row label NAME[key=value,...].",
+    ),
+    max_rows: int = typer.Option(
+        None, "--max-rows", help="Subsample datasets with more rows to this many first (stratified, fixed seed)."
+    ),
+    train_rows: int = typer.Option(
+        None, "--train-rows",
+        help="Small-data track: subsample each training split to this many rows (stratified, protocol seed, at "
+        "least 5 anomalies kept when the split has them); the test split is unchanged.",
+    ),
+    reuse: list[Path] = typer.Option(
+        [], "--reuse", help="results.csv of an earlier run (repeatable): its rows of this run's tasks are copied, not re-run."
     ),
     seeds: int = _SEEDS,
     jobs: int = _JOBS,
@@ -77,7 +99,9 @@ def odds(
     no_progress: bool = _NO_PROGRESS,
 ) -> None:
     """The RobustRealNVP study's ODDS protocol: every method × dataset × seed, stratified 60/40
-    split, unlabeled contaminated training, test ROC AUC / AP; table with the published AUCs."""
+    split, unlabeled contaminated training, test ROC AUC / AP; table with the published AUCs.
+    Also the development set (several --data folders, --max-rows), its small-data track
+    (--train-rows) and candidate defaults (--variant)."""
     from flowad_bench.odds import run_odds
 
     _run(
@@ -92,6 +116,10 @@ def odds(
         jobs=jobs,
         quick=quick,
         contamination=contamination,
+        variants=variant,
+        max_rows=max_rows,
+        train_rows=train_rows,
+        reuse=reuse,
     )
 
 
