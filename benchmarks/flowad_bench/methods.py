@@ -236,8 +236,8 @@ def _literal(key: str, text: str) -> Any:
 def variant_label(method: str, overrides: tuple[tuple[str, Any], ...] | list[tuple[str, Any]]) -> str:
     """The row label of ``method`` with ``overrides``: ``Name[key=repr(value),...]`` (``Name`` if none).
 
-    >>> variant_label("RobustRealNVP", [("dequantize", True), ("hidden_dims", (32, 32))])
-    'RobustRealNVP[dequantize=True,hidden_dims=(32, 32)]'
+    >>> variant_label("RobustRealNVP", [("trim_ratio", 0.2), ("hidden", (32, 32))])
+    'RobustRealNVP[trim_ratio=0.2,hidden=(32, 32)]'
     """
     if not overrides:
         return method
@@ -250,8 +250,8 @@ def parse_variant(spec: str) -> tuple[str, str, tuple[tuple[str, Any], ...]]:
     ``NAME`` is a method (case-insensitive); values are Python literals; the keys must be
     arguments of the method's constructor. The label is :func:`variant_label`'s.
 
-    >>> parse_variant("RobustRealNVP:dequantize=True,hidden_dims=(32, 32)")[0]
-    'RobustRealNVP[dequantize=True,hidden_dims=(32, 32)]'
+    >>> parse_variant("RobustRealNVP:trim_ratio=0.2,hidden=(32, 32)")[0]
+    'RobustRealNVP[trim_ratio=0.2,hidden=(32, 32)]'
 
     Raises
     ------
