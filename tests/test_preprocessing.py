@@ -155,3 +155,55 @@ def test_a_detector_fits_the_fuzzer_case() -> None:
         warnings.simplefilter("error")
         det = RealNVP(n_couplings=1, hidden=(4,), epochs=1, dtype="float64", device="cpu", random_state=0).fit(X)
     assert np.isfinite(det.decision_scores_).all()
+
+
+# ------------------------------------------------------------ robust covariance, dequantization
+def test_robust_covariance_ignores_a_planted_30_percent_cluster() -> None:
+    from flowad.preprocessing import robust_covariance
+
+    rng = np.random.default_rng(0)
+    cov = np.array([[1.0, 0.6, 0.0], [0.6, 1.0, 0.0], [0.0, 0.0, 0.5]])
+    normal = rng.multivariate_normal(np.zeros(3), cov, size=700)
+    X = np.vstack([normal, rng.normal(6.0, 0.1, size=(300, 3))])
+    loc, est = robust_covariance(X, trim_ratio=0.35)
+    assert np.abs(loc).max() < 0.15
+    # the trimmed covariance shrinks the normal rows' spread a little but keeps its shape
+    corr = est[0, 1] / np.sqrt(est[0, 0] * est[1, 1])
+    assert abs(corr - 0.6) < 0.1 and 0.6 < est[0, 0] < 1.1
+    plain_loc, _ = robust_covariance(X, trim_ratio=0.0)  # no trimming: the cluster pulls the mean
+    assert plain_loc.min() > 1.5
+
+
+def test_robust_covariance_is_positive_definite_with_more_columns_than_rows() -> None:
+    from flowad.preprocessing import robust_covariance
+
+    X = np.random.default_rng(1).normal(size=(40, 120))
+    _, est = robust_covariance(X, trim_ratio=0.1)
+    assert est.shape == (120, 120) and np.allclose(est, est.T)
+    assert np.linalg.eigvalsh(est).min() > 0
+
+
+def test_robust_covariance_without_trimming_is_ledoit_wolf() -> None:
+    from sklearn.covariance import LedoitWolf
+
+    from flowad.preprocessing import robust_covariance
+
+    X = np.random.default_rng(2).normal(size=(300, 4))
+    loc, est = robust_covariance(X, trim_ratio=0.0)
+    ref = LedoitWolf().fit(X)
+    np.testing.assert_allclose(loc, ref.location_)
+    np.testing.assert_allclose(est, ref.covariance_)
+
+
+def test_dequantization_widths_find_the_lattice_columns() -> None:
+    from flowad.preprocessing import dequantization_widths
+
+    rng = np.random.default_rng(3)
+    n = 400
+    X = np.c_[
+        rng.normal(size=n),  # continuous: 0
+        rng.integers(0, 2, n) * 0.5,  # binary on {0, 0.5}: 0.5
+        rng.integers(0, 10, n) * 3.0,  # counts with step 3: 3
+        np.r_[np.arange(n // 2 + 5), np.zeros(n - n // 2 - 5)],  # more distinct values than half the rows: 0
+    ]
+    np.testing.assert_allclose(dequantization_widths(X), [0.0, 0.5, 3.0, 0.0])

@@ -24,10 +24,11 @@ class Whitening(Bijection):
     Math
     ----
     .. math::
-        y = L^{-1}(x - m), \qquad \log|\det J| = -\sum_i \log L_{ii},
+        y = W(x - m), \qquad \log|\det J| = \sum_i \log W_{ii},
 
-    the same for every sample. The inverse is ``x = L y + m`` (no matrix inverse at run time:
-    ``L`` is stored next to ``W``).
+    the same for every sample (``W`` is lower-triangular with a positive diagonal). Only ``m``
+    and ``W`` are stored, so the layer is consistent in any dtype; the inverse solves the
+    triangular system ``W (x - m) = y`` (:math:`O(D^2)` per sample, no matrix inverse).
 
     Parameters
     ----------
@@ -42,8 +43,6 @@ class Whitening(Bijection):
         self.features = int(features)
         self.register_buffer("loc", torch.zeros(self.features))
         self.register_buffer("weight", torch.eye(self.features))
-        self.register_buffer("cholesky", torch.eye(self.features))
-        self.register_buffer("logdet", torch.zeros(()))
 
     @torch.no_grad()
     def set_statistics(self, loc: np.ndarray | Tensor, covariance: np.ndarray | Tensor) -> None:
@@ -67,14 +66,15 @@ class Whitening(Bijection):
         weight = torch.linalg.solve_triangular(chol, eye, upper=False)
         dtype, device = self.weight.dtype, self.weight.device
         self.loc.copy_(m.to(dtype=dtype, device=device))
-        self.weight.copy_(weight.to(dtype=dtype, device=device))
-        self.cholesky.copy_(chol.to(dtype=dtype, device=device))
-        self.logdet.copy_(-torch.log(torch.diagonal(chol)).sum().to(dtype=dtype, device=device))
+        self.weight.copy_(torch.tril(weight).to(dtype=dtype, device=device))
+
+    def _logdet(self) -> Tensor:
+        return torch.log(torch.diagonal(self.weight)).sum()
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         y = torch.nn.functional.linear(x - self.loc, self.weight)
-        return y, self.logdet.expand(x.shape[0])
+        return y, self._logdet().expand(x.shape[0])
 
     def inverse(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        x = torch.nn.functional.linear(y, self.cholesky) + self.loc
-        return x, -self.logdet.expand(y.shape[0])
+        x = torch.linalg.solve_triangular(self.weight, y.T, upper=False).T + self.loc
+        return x, -self._logdet().expand(y.shape[0])

@@ -118,8 +118,8 @@ _PARAMS_DOC = """
     constant_features_ : ndarray of bool, shape (n_features_in_,)
         Columns constant in the training data, left out of the model.
     dequantize_widths_ : ndarray of shape (n_features_in_,)
-        Width of the training noise of every column (0: continuous or constant, or
-        ``dequantize=False``).
+        Width of the training noise of every column, in the column's own units (0: continuous
+        or constant, or ``dequantize=False``).
     trim_ratio_ : float
         The trim ratio actually used.
     decision_scores_ : ndarray of shape (n_samples,)
@@ -215,7 +215,7 @@ class _RealNVPFamily(BaseFlowDetector):
         Z_np = Z.detach().cpu().double().numpy()
         widths = dequantization_widths(Z_np) if self.dequantize else np.zeros(Z.shape[1])
         self.dequantize_widths_ = np.zeros(self.n_features_in_)
-        self.dequantize_widths_[~self.constant_features_] = widths
+        self.dequantize_widths_[~self.constant_features_] = widths * self.scale_[~self.constant_features_]
         if self.whiten:
             loc, cov = robust_covariance(Z_np, self.trim_ratio_)
             cov[np.diag_indices_from(cov)] += widths**2 / 12.0  # variance of the uniform noise

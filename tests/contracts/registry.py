@@ -22,6 +22,7 @@ from flowad.bijections import (
     LeakyReLU,
     LULinear,
     Permutation,
+    Whitening,
 )
 from flowad.flows import build_adaflow, build_realnvp
 from flowad.flows.adaflow import update_statistics
@@ -68,7 +69,34 @@ CASES: list[Case] = [
         train_equals_eval=False,
     ),
     Case("compose-empty", lambda d: Compose([]), all_params_get_grad=False),
+    Case("whitening", lambda d: _whitening(d), all_params_get_grad=False),
+    Case(
+        "coupling-sn-identity-init",
+        lambda d: _randomize(AffineCoupling(d, hidden=(8, 8), lipschitz_k=1.0, identity_init=True)),
+        train_equals_eval=False,
+    ),
+    Case(
+        "gaussian-core-stack",
+        lambda d: _with_random_whitening(_randomize(build_realnvp(d, n_couplings=3, hidden=(8,), lipschitz_k=1.0, whiten=True, identity_init=True).bijection)),
+        train_equals_eval=False,
+    ),
 ]
+
+
+def _random_statistics(d: int) -> tuple[torch.Tensor, torch.Tensor]:
+    a = torch.randn(d, d, dtype=torch.float64)
+    return torch.randn(d, dtype=torch.float64), a @ a.T + 0.5 * torch.eye(d, dtype=torch.float64)
+
+
+def _whitening(d: int) -> Whitening:
+    layer = Whitening(d)
+    layer.set_statistics(*_random_statistics(d))
+    return layer
+
+
+def _with_random_whitening(stack: Compose) -> Compose:
+    stack.layers[0].set_statistics(*_random_statistics(stack.layers[0].features))
+    return stack
 
 
 # --------------------------------------------------------------------------- AdaFlow (issue 3)

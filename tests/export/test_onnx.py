@@ -119,6 +119,17 @@ def test_small_coupling_stacks_are_lowered_to_dense_layers(thyroid: np.ndarray, 
     np.testing.assert_allclose(OnnxScorer(path).decision_function(thyroid), ref, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(ref).max() / 1e3))
 
 
+@pytest.mark.parametrize("hidden", [(16, 16), (64,)])
+def test_gaussian_core_and_dequantization_export_with_the_same_scores(thyroid: np.ndarray, hidden: tuple, tmp_path: Path) -> None:
+    """The whitening layer and the couplings' gates reach the graph (dense-lowered or not)."""
+    X = np.c_[thyroid, np.round(thyroid[:, :1] * 10)]  # a few-valued column: dequantized in training
+    det = RobustRealNVP(n_couplings=3, hidden=hidden, epochs=3, whiten=True, identity_init=True, dequantize=True, random_state=0).fit(X)
+    assert det.dequantize_widths_[-1] > 0
+    path = export_onnx(det, tmp_path / "m.onnx")["scoring"]
+    ref = det.decision_function(X)
+    np.testing.assert_allclose(OnnxScorer(path).decision_function(X), ref, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(ref).max() / 1e3))
+
+
 def test_wide_networks_keep_the_sliced_layers(tmp_path: Path) -> None:
     from flowad.export import onnx as export_module
 

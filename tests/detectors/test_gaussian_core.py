@@ -1,0 +1,105 @@
+"""The Gaussian core (robust whitening + identity-initialised couplings) and dequantization of
+the RealNVP family: what the untrained flow is, what training sees, and what the density means."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import multivariate_normal
+
+from flowad import RealNVP, RobustRealNVP
+from flowad.bijections import Whitening
+from flowad.flows import build_realnvp
+from flowad.preprocessing import robust_covariance
+
+
+def test_an_identity_initialised_whitened_flow_is_the_gaussian_of_its_statistics() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4, 4))
+    loc, cov = rng.normal(size=4), a @ a.T + 0.3 * np.eye(4)
+    flow = build_realnvp(4, n_couplings=3, hidden=(8,), lipschitz_k=1.0, whiten=True, identity_init=True).double()
+    flow.bijection.layers[0].set_statistics(loc, cov)
+    x = rng.normal(size=(50, 4)) * 2
+    with torch.no_grad():
+        got = flow.log_prob(torch.as_tensor(x)).numpy()
+    np.testing.assert_allclose(got, multivariate_normal(loc, cov).logpdf(x), rtol=1e-10, atol=1e-10)
+
+
+def test_whitening_refuses_a_singular_covariance() -> None:
+    with pytest.raises(ValueError, match="not positive definite"):
+        Whitening(2).set_statistics(np.zeros(2), np.ones((2, 2)))
+
+
+def test_the_fitted_whitening_ignores_the_trimmed_anomalies() -> None:
+    rng = np.random.default_rng(1)
+    X = np.vstack([rng.normal(size=(450, 3)), rng.normal(5.0, 0.1, size=(50, 3))])
+    det = RobustRealNVP(contamination=0.15, epochs=1, whiten=True, identity_init=True, random_state=0).fit(X)
+    layer = det.flow_.bijection.layers[0]
+    assert isinstance(layer, Whitening)
+    Z = (X - det.mean_) / det.scale_
+    loc, cov = robust_covariance(np.clip(Z, -20, 20), 0.15)
+    np.testing.assert_allclose(layer.loc.numpy(), loc, rtol=1e-5, atol=1e-6)
+    # in standardized units the normal rows sit near the origin: the cluster did not pull the location
+    assert np.abs(((0.0 - det.mean_) / det.scale_) - layer.loc.numpy()).max() < 0.25
+
+
+def test_without_the_options_the_flow_has_no_whitening_and_no_gate() -> None:
+    det = RobustRealNVP(epochs=1, random_state=0).fit(np.random.default_rng(2).normal(size=(100, 3)))
+    assert not any(isinstance(m, Whitening) for m in det.flow_.modules())
+    assert not any(name.endswith("gate") for name, _ in det.flow_.named_parameters())
+    assert np.all(det.dequantize_widths_ == 0)
+
+
+def test_training_minibatches_are_dequantized_within_their_cells() -> None:
+    from flowad.training import fit_flow
+    from flowad.training.config import TrainConfig
+
+    seen: list[torch.Tensor] = []
+    flow = build_realnvp(2, n_couplings=1, hidden=(4,))
+    log_prob = flow.log_prob
+
+    def spy(x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        seen.append(x.detach().clone())
+        return log_prob(x, context)
+
+    flow.log_prob = spy  # type: ignore[method-assign]
+    rng = np.random.default_rng(4)
+    X = torch.as_tensor(np.c_[rng.integers(0, 3, 200) * 2.0, rng.normal(size=200)], dtype=torch.float32)
+    widths = torch.tensor([2.0, 0.0])
+    fit_flow(flow, X, TrainConfig(epochs=2, batch_size=50), generator=torch.Generator().manual_seed(0), dequantize=widths)
+    batch = torch.cat(seen)
+    offset = batch[:, 0] - torch.round(batch[:, 0] / 2.0) * 2.0
+    assert offset.abs().max() <= 1.0 and offset.std() > 0.5  # spread over the whole cell [-1, 1]
+    assert set(np.round(np.sort(batch[:, 1].numpy()), 5)) <= set(np.round(X[:, 1].numpy(), 5))  # continuous: untouched
+
+
+def test_a_dequantized_density_integrates_to_one_and_lives_on_the_cells() -> None:
+    """Column 0 takes the values 0..3 (a lattice), column 1 is continuous. The dequantized model is
+    a density in raw units: it integrates to 1 over the plane, nearly all of it over the cells
+    ``[v - 1/2, v + 1/2]`` of the lattice."""
+    rng = np.random.default_rng(3)
+    n = 1500
+    X = np.c_[rng.integers(0, 4, n).astype(float), rng.normal(size=n)]
+    det = RealNVP(n_couplings=4, hidden=(32, 32), epochs=40, dequantize=True, random_state=0).fit(X)
+    assert det.dequantize_widths_[0] == pytest.approx(1.0) and det.dequantize_widths_[1] == 0.0
+    g0, g1 = np.linspace(-2.5, 5.5, 321), np.linspace(-6.0, 6.0, 241)
+    xx, yy = np.meshgrid(g0, g1, indexing="ij")
+    dens = np.exp(det.score_samples(np.c_[xx.ravel(), yy.ravel()])).reshape(xx.shape)
+    cell = (g0[1] - g0[0]) * (g1[1] - g1[0])
+    assert dens.sum() * cell == pytest.approx(1.0, abs=0.03)
+    on_cells = (g0 >= -0.5) & (g0 <= 3.5)
+    assert dens[on_cells].sum() * cell > 0.9
+
+
+def test_old_model_files_load_with_the_new_options_off() -> None:
+    """A model file written before these options existed has none of them in its params."""
+    from pathlib import Path
+
+    from flowad import load
+
+    with pytest.warns(UserWarning, match="format 1"):
+        det = load(Path(__file__).parents[1] / "io" / "data" / "robust-realnvp-0.1.0.flowad")
+    params = det.get_params()
+    assert params["whiten"] is False and params["dequantize"] is False and params["identity_init"] is False
+    assert not any(isinstance(m, Whitening) for m in det.flow_.modules())
