@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from flowad.bijections import Whitening
 from flowad.detectors._base import (
     BaseFlowDetector,
     _check_couplings,
@@ -18,7 +19,6 @@ from flowad.detectors._base import (
     _store_params,
     register,
 )
-from flowad.bijections import Whitening
 from flowad.exceptions import InputError, ModelFileError
 from flowad.flows.flow import Flow
 from flowad.flows.realnvp import build_realnvp
