@@ -71,11 +71,20 @@ def fit(
     epochs: int = typer.Option(None, help="Training epochs."),
     seed: int = typer.Option(0, help="Random seed (same seed, same model)."),
     set_: list[str] = typer.Option([], "--set", help="Any other hyper-parameter as KEY=VALUE (JSON values), repeatable, e.g. --set hidden=[128,128]."),
+    nproc: int = typer.Option(None, "--nproc", min=1, help="Train with PyTorch DDP on N local processes, each streaming its own files/row groups of DATA (a folder of Parquet/CSV files, or one such file); RealNVP family only."),
+    resume: Path = typer.Option(None, "--resume", metavar="CHECKPOINT", help="DDP: continue an interrupted run from its checkpoint (OUTPUT.ckpt; same data, options and --nproc)."),
+    checkpoint_every: int = typer.Option(100, "--checkpoint-every", min=0, help="DDP: steps between checkpoints (OUTPUT.ckpt, written atomically by rank 0; 0: only at the end)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Train a detector on DATA and write it to a model file."""
     if model not in MODEL_KINDS:
         raise InputError(f"--model must be one of {list(MODEL_KINDS)}, got {model!r}.")
+    from flowad.distributed import launched_by_torchrun
+
+    if nproc is not None or resume is not None or data.is_dir() or launched_by_torchrun():
+        _fit_ddp(data, output, model, columns, id_column, label_column, domain_column, contamination, epochs, seed, set_,
+                 nproc, resume, checkpoint_every, quiet)
+        return
     if domain_column is not None and model != "adaflow":
         raise InputError(
             f"--domain-column applies to multi-domain models (--model adaflow); {model} models one domain. "
@@ -115,6 +124,46 @@ def fit(
         typer.echo(
             f"Trained {model} on {X.shape[0]} rows x {X.shape[1]} features ({shown}){skipped}; "
             f"threshold {det.threshold_:.4g}; wrote {output}"
+        )
+
+
+def _fit_ddp(data: Path, output: Path, model: str, columns: str | None, id_column: str | None, label_column: str | None,
+             domain_column: str | None, contamination: float | None, epochs: int | None, seed: int, set_: list[str],
+             nproc: int | None, resume: Path | None, checkpoint_every: int, quiet: bool) -> None:
+    """``flowad fit`` with DDP (--nproc, --resume, a folder, or inside torchrun); see :mod:`flowad.distributed`."""
+    from flowad.distributed import SUPPORTED_MODELS, fit_distributed, launched_by_torchrun, preview
+
+    if model not in SUPPORTED_MODELS:
+        raise InputError(f"DDP training (--nproc, --resume or a folder as DATA) supports {list(SUPPORTED_MODELS)}, not {model!r}; "
+                         "train it in one process on one file.")
+    if domain_column is not None:
+        raise InputError(f"--domain-column applies to multi-domain models (--model adaflow); {model} models one domain.")
+    check_output(output)
+    frame = preview(data)  # the columns are checked on the first file/row group, as one-process fit checks them
+    feature_columns = split_columns(columns)
+    check_columns(frame, columns=feature_columns, id_column=id_column, label_column=label_column)
+    exclude = [c for c in (id_column, label_column) if c]
+    left_out: list[str] = []
+    if feature_columns is None:
+        feature_columns, left_out = default_features(frame, exclude)
+    check_numeric(frame[feature_columns])
+    params = {"random_state": seed, **_parse_set(set_)}
+    if contamination is not None:
+        params["contamination"] = contamination
+    if epochs is not None:
+        params["epochs"] = epochs
+    cls = DETECTOR_REGISTRY[model]
+    unknown = sorted(set(params) - set(cls().get_params()))
+    if unknown:
+        raise InputError(f"Unknown hyper-parameter(s) {unknown} for {model}; valid: {sorted(cls().get_params())}.")
+    summary = fit_distributed(data, output, model=model, params=params, columns=[str(c) for c in feature_columns],
+                              nproc=None if launched_by_torchrun() else (nproc or 1), resume=resume, checkpoint_every=checkpoint_every)
+    if summary is not None and not quiet:
+        skipped = f"; left out text column(s) {left_out}" if left_out else ""
+        typer.echo(
+            f"Trained {model} with DDP on {summary['world_size']} process(es): {summary['rows']} rows x {summary['features']} features, "
+            f"{summary['steps']} steps of {summary['global_batch']} rows{skipped}; threshold {summary['threshold']:.4g} "
+            f"(on {summary['calibration_rows']} sampled rows); wrote {output} (checkpoint {summary['checkpoint']})"
         )
 
 

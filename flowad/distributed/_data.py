@@ -1,0 +1,235 @@
+"""Each rank's shard of a folder of Parquet/CSV files, streamed in fixed-size batches.
+
+A folder is cut into *units*: one per non-empty Parquet row group (row counts from the file
+footers, no data read) or one per CSV file (counted once, in chunks), in the order of the sorted
+file names. Units go round robin to the ranks (unit ``i`` to rank ``i % world_size``), so each
+rank reads only its own files or row groups.
+
+A rank's stream is an endless sequence of passes over its shard. Pass ``p`` visits the shard's
+units in an order drawn from ``(seed, rank, p)`` and the rows of each unit in an order drawn from
+``(seed, rank, p, unit)``; batches are consecutive ``batch`` rows of that stream (a batch may
+straddle two units or two passes). Every draw is a function of the seed, the rank and the
+position, so the stream can restart at any step without replaying it (units before the position
+are skipped unread): that is what makes checkpoints resumable without saving RNG states.
+Memory holds one unit (one row group, or one CSV file) and one batch, whatever the size of the
+data set; rows are shuffled within a unit, and units are shuffled within a pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from flowad.exceptions import InputError
+
+__all__ = ["Unit", "folder_units", "shard", "read_unit", "preview", "ShardStream", "rng_for", "draw_sample", "fingerprint"]
+
+_PARQUET = (".parquet", ".pq")
+_CSV = (".csv", ".tsv", ".txt")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One readable piece of the folder: a Parquet row group or a whole CSV file."""
+
+    index: int
+    path: str
+    row_group: int | None
+    rows: int
+
+    @property
+    def label(self) -> str:
+        return f"file {self.path!r}" + ("" if self.row_group is None else f" row group {self.row_group}")
+
+
+def rng_for(seed: int, *keys: int) -> np.random.Generator:
+    """A numpy generator determined by ``seed`` and ``keys`` (rank, pass, unit, ...)."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed) % 2**63, *(int(k) for k in keys)]))
+
+
+def _files(folder: Path) -> list[Path]:
+    if folder.is_file():
+        if folder.suffix.lower() not in _PARQUET + _CSV:
+            raise InputError(f"Data {str(folder)!r} is not a Parquet (.parquet, .pq) or CSV (.csv, .tsv, .txt) file.")
+        return [folder]
+    if not folder.is_dir():
+        raise InputError(f"Data {str(folder)!r} is neither a folder nor a Parquet/CSV file.")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_")) and p.suffix.lower() in _PARQUET + _CSV)
+    if not files:
+        raise InputError(f"Folder {str(folder)!r} holds no Parquet (.parquet, .pq) or CSV (.csv, .tsv, .txt) files.")
+    return files
+
+
+def _csv_sep(path: Path) -> str:
+    return "\t" if path.suffix.lower() == ".tsv" else ","
+
+
+def folder_units(folder: str | os.PathLike[str]) -> list[Unit]:
+    """The units of ``folder`` (or of one Parquet/CSV file), in order."""
+    units: list[Unit] = []
+    for f in _files(Path(folder)):
+        if f.suffix.lower() in _CSV:
+            try:
+                n = sum(len(chunk) for chunk in pd.read_csv(f, sep=_csv_sep(f), chunksize=1 << 16, usecols=[0]))
+            except (OSError, ValueError) as err:
+                raise InputError(f"Could not read {str(f)!r}: {err}") from None
+            if n:
+                units.append(Unit(len(units), str(f), None, n))
+            continue
+        try:
+            import pyarrow.parquet as pq
+        except ImportError as err:
+            raise InputError(f"Reading Parquet needs pyarrow: {err}. Install it with pip install pyarrow.") from None
+        try:
+            meta = pq.read_metadata(f)
+        except (OSError, ValueError) as err:
+            raise InputError(f"Could not read the Parquet footer of {str(f)!r}: {err}") from None
+        for g in range(meta.num_row_groups):
+            n = meta.row_group(g).num_rows
+            if n:
+                units.append(Unit(len(units), str(f), g, n))
+    if not units:
+        raise InputError(f"The files of {str(folder)!r} hold no rows.")
+    return units
+
+
+def shard(units: Sequence[Unit], rank: int, world_size: int) -> list[Unit]:
+    """Rank ``rank``'s units: every ``world_size``-th unit from ``rank`` on (round robin)."""
+    if len(units) < world_size:
+        raise InputError(
+            f"The data has {len(units)} file(s)/row group(s) for {world_size} processes; each process reads whole files "
+            "or row groups, so it needs at least one. Write the data as more files or row groups (pyarrow: "
+            "row_group_size=...), or use fewer processes."
+        )
+    return list(units[rank::world_size])
+
+
+def preview(data: str | os.PathLike[str], rows: int = 1000) -> pd.DataFrame:
+    """The first ``rows`` rows of the first unit of ``data``, all columns (to check and choose
+    the feature columns as the one-process ``fit`` does)."""
+    unit = folder_units(data)[0]
+    try:
+        if unit.row_group is None:
+            return pd.read_csv(unit.path, nrows=rows, sep=_csv_sep(Path(unit.path)))
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(unit.path).read_row_group(unit.row_group).slice(0, rows).to_pandas()
+    except (OSError, ValueError) as err:
+        raise InputError(f"Could not read {unit.label}: {err}") from None
+
+
+def read_unit(unit: Unit, columns: Sequence[str]) -> np.ndarray:
+    """The feature ``columns`` of ``unit`` as a finite float64 array; errors name the unit."""
+    path = Path(unit.path)
+    try:
+        if unit.row_group is None:
+            frame = pd.read_csv(path, sep=_csv_sep(path))
+        else:
+            import pyarrow.parquet as pq
+
+            pf = pq.ParquetFile(path)
+            present = set(pf.schema_arrow.names)
+            frame = pf.read_row_group(unit.row_group, columns=[c for c in columns if c in present]).to_pandas()
+    except (OSError, ValueError) as err:
+        raise InputError(f"Could not read {unit.label}: {err}") from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError(f"Columns {missing} are not in {unit.label}; available: {list(map(str, frame.columns))}.")
+    if len(frame) != unit.rows:
+        raise InputError(f"{unit.label} now holds {len(frame)} rows, not {unit.rows}: the data changed during the job.")
+    frame = frame[list(columns)]
+    for column in frame.columns:
+        values = frame[column]
+        if not (pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values)):
+            converted = pd.to_numeric(values, errors="coerce")
+            bad = values[converted.isna() & values.notna()]
+            if len(bad):
+                raise InputError(
+                    f"Column {str(column)!r} of {unit.label} holds text that is not a number "
+                    f"({str(bad.iloc[0])!r} at row {frame.index.get_loc(bad.index[0])}); fix it or leave the column out with --columns."
+                )
+            frame = frame.assign(**{column: converted})
+    X = frame.to_numpy(dtype=np.float64, na_value=np.nan)
+    bad_rows = ~np.isfinite(X).all(axis=1)
+    if bad_rows.any():
+        rows = np.flatnonzero(bad_rows)
+        raise InputError(
+            f"{unit.label} has {rows.size} row(s) with empty, NaN or infinite feature values (first at row {rows[0]} "
+            f"of the unit); impute or drop those rows first."
+        )
+    return X
+
+
+class ShardStream:
+    """Rank ``rank``'s endless stream of ``batch``-row arrays (see the module docstring)."""
+
+    def __init__(self, units: Sequence[Unit], columns: Sequence[str], batch: int, seed: int, rank: int) -> None:
+        self.units = list(units)
+        self.columns = list(columns)
+        self.batch = int(batch)
+        self.seed = int(seed)
+        self.rank = int(rank)
+        self.rows = sum(u.rows for u in self.units)
+
+    def _pass(self, p: int, skip: int) -> Iterator[np.ndarray]:
+        """Rows of pass ``p`` in their shuffled order, in unit-sized blocks, after skipping ``skip`` rows."""
+        order = rng_for(self.seed, self.rank, p).permutation(len(self.units))
+        for i in order:
+            unit = self.units[int(i)]
+            if skip >= unit.rows:  # skipped unread
+                skip -= unit.rows
+                continue
+            X = read_unit(unit, self.columns)
+            perm = rng_for(self.seed, self.rank, p, unit.index).permutation(unit.rows)
+            yield X[perm[skip:]]
+            skip = 0
+
+    def batches(self, start_step: int = 0) -> Iterator[np.ndarray]:
+        """Batches ``start_step``, ``start_step + 1``, ... of the stream."""
+        p, skip = divmod(start_step * self.batch, self.rows)
+        pending: list[np.ndarray] = []
+        have = 0
+        while True:
+            for block in self._pass(p, skip):
+                while block.shape[0]:
+                    take = min(self.batch - have, block.shape[0])
+                    pending.append(block[:take])
+                    have += take
+                    block = block[take:]
+                    if have == self.batch:
+                        yield np.concatenate(pending) if len(pending) > 1 else pending[0]
+                        pending, have = [], 0
+            p, skip = p + 1, 0
+
+
+def draw_sample(units: Sequence[Unit], columns: Sequence[str], size: int, seed: int, rank: int) -> np.ndarray:
+    """A uniform sample (without replacement) of ``size`` rows of the shard ``units``, drawn from
+    ``(seed, rank)``; every row when the shard holds at most ``size`` rows. Reads one unit at a
+    time."""
+    total = sum(u.rows for u in units)
+    if size >= total:
+        chosen = np.arange(total)
+    else:
+        chosen = np.sort(rng_for(seed, rank, 2**31 - 1).choice(total, size=size, replace=False))
+    out: list[np.ndarray] = []
+    start = 0
+    for unit in units:
+        lo, hi = np.searchsorted(chosen, [start, start + unit.rows])
+        if hi > lo:
+            out.append(read_unit(unit, columns)[chosen[lo:hi] - start])
+        start += unit.rows
+    return np.concatenate(out) if out else np.empty((0, len(columns)))
+
+
+def fingerprint(units: Sequence[Unit]) -> str:
+    """A digest of the units (file names, row groups, row counts): a resumed run must see the same data layout."""
+    h = hashlib.sha256()
+    for u in units:
+        h.update(f"{Path(u.path).name}|{u.row_group}|{u.rows};".encode())
+    return h.hexdigest()[:16]

@@ -1,0 +1,346 @@
+"""What every rank of a DDP training run does (see :func:`flowad.distributed.fit_distributed`)."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import os
+import signal
+import time
+import warnings
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+from flowad.detectors import DETECTOR_REGISTRY
+from flowad.detectors._base import resolve_device, seed_from, seeded_torch
+from flowad.distributed._checkpoint import read_checkpoint, write_checkpoint
+from flowad.distributed._data import ShardStream, draw_sample, fingerprint, folder_units, preview, rng_for, shard
+from flowad.distributed._loss import broadcast_buffers, global_trimmed_loss
+from flowad.exceptions import FlowadError, InputError
+from flowad.io.persistence import params_to_json
+from flowad.io.tables import read_table
+from flowad.nn.mlp import refine_spectral_norms
+from flowad.training.loop import DIVERGENCE_FACTOR, _diverged, _exploded, validation_loss
+
+__all__ = ["SUPPORTED_MODELS", "Job", "RankFailedError", "run_from_env", "default_checkpoint"]
+
+#: Detectors that train under DDP. AdaFlow (per-domain batch norm) is not supported yet.
+SUPPORTED_MODELS = ("robust-realnvp", "trim-realnvp", "realnvp")
+
+
+#: Hyper-parameters of the RealNVP family that DDP training refuses when set (fitted from every
+#: training row in one process: a dequantization width per column, a robust whitening covariance).
+_UNSUPPORTED_PARAMS = ("dequantize", "whiten")
+
+
+class RankFailedError(FlowadError, RuntimeError):
+    """A rank of a DDP run died or lost contact with the others; the run stopped.
+
+    ``peer_lost`` is True when this rank itself is fine but another one went away.
+    """
+
+    def __init__(self, message: str, *, peer_lost: bool = False) -> None:
+        super().__init__(message)
+        self.peer_lost = peer_lost
+
+
+def default_checkpoint(output: str | os.PathLike[str]) -> str:
+    """The checkpoint path of a run writing ``output``: ``OUTPUT.ckpt`` next to it."""
+    return str(output) + ".ckpt"
+
+
+@dataclass
+class Job:
+    """Everything a rank needs (sent to spawned ranks by pickle: plain values only)."""
+
+    data: str
+    output: str
+    model: str = "robust-realnvp"
+    params: dict[str, Any] = field(default_factory=dict)
+    columns: list[str] | None = None
+    exclude: tuple[str, ...] = ()
+    checkpoint: str | None = None
+    checkpoint_every: int = 100
+    resume: str | None = None
+    sample_rows: int = 100_000
+    validation: str | None = None
+    log: str | None = None
+    timeout_s: float = 300.0
+    result: str | None = None
+    #: Testing hooks: ``(rank, step)`` at which that rank kills itself (SIGKILL) before the step;
+    #: a folder where every rank writes its final state dict (``rank{r}.pt``).
+    fail_at: tuple[int, int] | None = None
+    state_dir: str | None = None
+
+    @property
+    def checkpoint_path(self) -> str:
+        return self.checkpoint or default_checkpoint(self.output)
+
+
+class _LogProb(nn.Module):
+    """The flow's log-density as ``forward`` (what DistributedDataParallel wraps)."""
+
+    def __init__(self, flow: nn.Module) -> None:
+        super().__init__()
+        self.flow = flow
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.flow.log_prob(x)
+
+
+def default_columns(data: str, exclude: tuple[str, ...]) -> list[str]:
+    """Numeric and boolean columns of the first unit of ``data``, except ``exclude`` (as ``flowad fit``)."""
+    frame = preview(data)
+    cols = [str(c) for c in frame.columns if c not in exclude
+            and (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))]
+    if not cols:
+        raise InputError(f"No numeric feature columns found in {str(data)!r}; columns: {list(map(str, frame.columns))}.")
+    return cols
+
+
+def _device(params: dict[str, Any]) -> torch.device:
+    dev = resolve_device(params.get("device", "auto"))
+    if dev.type != "cuda":
+        return dev
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if local >= torch.cuda.device_count():
+        raise InputError(
+            f"Local rank {local} has no GPU: this machine has {torch.cuda.device_count()}; start at most that many "
+            "processes per machine, or train on CPU (--set device=cpu)."
+        )
+    return torch.device("cuda", local)
+
+
+def run_from_env(job: Job) -> dict[str, Any] | None:
+    """Join the process group described by torchrun's environment variables (``RANK``,
+    ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``, ``LOCAL_RANK``), train, leave the group.
+
+    gloo on CPU, NCCL on CUDA. Returns rank 0's summary (None on other ranks).
+    """
+    device = _device(job.params)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend, timeout=timedelta(seconds=job.timeout_s), device_id=device if device.type == "cuda" else None)
+    try:
+        return _run_rank(job, device)
+    except FlowadError:
+        raise
+    except dist.DistError as err:
+        raise RankFailedError(_lost_message(job, err), peer_lost=True) from None
+    except RuntimeError as err:  # gloo reports a closed peer connection as a plain RuntimeError
+        text = str(err)
+        if any(s in text for s in ("Connection closed", "Connection reset", "Timed out", "timed out", "Broken pipe", "gloo")):
+            raise RankFailedError(_lost_message(job, err), peer_lost=True) from None
+        raise
+    finally:
+        dist.destroy_process_group()
+
+
+def resume_hint(checkpoint: str) -> str:
+    """What to do after a failed run: the last checkpoint and how to continue from it."""
+    from flowad.distributed._checkpoint import checkpoint_step
+
+    found = checkpoint_step(checkpoint)
+    if found is None:
+        return f"no checkpoint had been written yet ({checkpoint!r}): rerun from the start."
+    step, total = found
+    return f"the last checkpoint is {checkpoint!r} (step {step} of {total}): rerun with --resume {checkpoint} to continue from it."
+
+
+def _lost_message(job: Job, err: BaseException) -> str:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    rank = dist.get_rank() if dist.is_initialized() else "?"
+    return f"rank {rank} lost contact with another rank of the DDP run ({first}); the run stopped; " + resume_hint(job.checkpoint_path)
+
+
+def _settings(job: Job, det: Any, columns: list[str], seed: int, world: int, layout: str, local_bs: int, total_steps: int) -> dict[str, Any]:
+    return {
+        "model": job.model,
+        "params": json.dumps(params_to_json(det.get_params()), sort_keys=True, default=str),
+        "columns": list(columns),
+        "seed": int(seed),
+        "world_size": int(world),
+        "data_layout": layout,
+        "local_batch": int(local_bs),
+        "total_steps": int(total_steps),
+    }
+
+
+def _broadcast(obj: Any, src: int = 0) -> Any:
+    box = [obj]
+    dist.broadcast_object_list(box, src)
+    return box[0]
+
+
+def _run_rank(job: Job, device: torch.device) -> dict[str, Any] | None:
+    rank, world = dist.get_rank(), dist.get_world_size()
+    if job.model not in SUPPORTED_MODELS:
+        raise InputError(
+            f"DDP training supports {list(SUPPORTED_MODELS)}, not {job.model!r} (per-domain batch statistics are not "
+            "synchronised across processes yet); train it in one process without --nproc."
+        )
+    det = DETECTOR_REGISTRY[job.model](**job.params)
+    det._validate_params()
+    if det.early_stopping:
+        raise InputError("early_stopping is not supported by DDP training; pass a validation file to watch the validation NLL instead.")
+    unsupported = [name for name in _UNSUPPORTED_PARAMS if getattr(det, name, False)]
+    if unsupported:
+        raise InputError(
+            f"{', '.join(f'{n}=True' for n in unsupported)} is not supported by DDP training yet (it needs statistics of "
+            "all training rows at once); train in one process without --nproc, or leave it off."
+        )
+    seed = _broadcast(seed_from(det.random_state) if rank == 0 else None)  # random_state=None: one seed for all ranks
+    units = folder_units(job.data)
+    columns = list(job.columns) if job.columns else default_columns(job.data, tuple(job.exclude))
+    mine = shard(units, rank, world)
+    local_bs = int(det.batch_size) // world
+    if local_bs < 1:
+        raise InputError(f"batch_size={det.batch_size} is smaller than the {world} processes; each needs at least one row per step.")
+    total_rows = sum(u.rows for u in units)
+    steps_per_epoch = math.ceil(total_rows / (local_bs * world))
+    total_steps = int(det.epochs) * steps_per_epoch
+
+    # Standardization: the same statistics on every rank, from the union of per-rank samples.
+    sample = draw_sample(mine, columns, math.ceil(job.sample_rows / world), seed, rank)
+    gathered: list[Any] = [None] * world
+    dist.all_gather_object(gathered, sample)
+    union = np.concatenate(gathered)
+    del gathered, sample
+    if union.shape[0] < 2:
+        raise InputError(f"The data holds {union.shape[0]} row(s); training needs at least 2.")
+    det.n_features_in_ = len(columns)
+    det.feature_names_in_ = np.asarray(columns, dtype=object)
+    det.device_ = device
+    det.dequantize_widths_ = np.zeros(len(columns))  # no dequantization noise under DDP (refused above)
+    with warnings.catch_warnings():
+        if rank != 0:
+            warnings.simplefilter("ignore")
+        det._fit_standardization(union)
+    if rank != 0:
+        del union
+
+    with seeded_torch(seed, device):
+        flow = det._build_flow(int((~det.constant_features_).sum())).to(device=device, dtype=det.torch_dtype_)
+    params = [p for p in flow.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=float(det.lr), weight_decay=float(det.weight_decay))
+    config = det._train_config(trim_ratio=det.trim_ratio_, noise_std=float(det.noise_std), patience=int(det.n_iter_no_change))
+    settings = _settings(job, det, columns, seed, world, fingerprint(units), local_bs, total_steps)
+
+    start_step, history, epoch_sum, initial, train_s = 0, [], 0.0, None, 0.0
+    if job.resume:
+        state = _broadcast(read_checkpoint(job.resume) if rank == 0 else None)
+        _check_resume(job.resume, state, settings, det)
+        flow.load_state_dict(state["flow"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_step, history, epoch_sum = int(state["step"]), list(state["history"]), float(state["epoch_sum"])
+        initial, train_s = state["initial"], float(state["train_s"])
+
+    # Buffers are broadcast after every step by broadcast_buffers (DDP's own list goes stale, see there).
+    no_sync = {"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters else {"broadcast_buffers": False}
+    ddp = DistributedDataParallel(_LogProb(flow), device_ids=[device.index] if device.type == "cuda" else None, **no_sync)
+    validation = _validation_rows(job, det, columns) if rank == 0 and job.validation else None
+    log = open(job.log, "a") if rank == 0 and job.log else None  # noqa: SIM115 - closed in finally
+    stream = ShardStream(mine, columns, local_bs, seed, rank).batches(start_step)
+    flow.train()
+    try:
+        tick = time.perf_counter()
+        for step in range(start_step + 1, total_steps + 1):
+            epoch = (step - 1) // steps_per_epoch + 1
+            if job.fail_at is not None and tuple(job.fail_at) == (rank, step):
+                os.kill(os.getpid(), signal.SIGKILL)
+            xb = det._standardize_training(next(stream))
+            if config.noise_std > 0:
+                g = torch.Generator(device=device).manual_seed(int(rng_for(seed, rank, step, 7).integers(2**62)))
+                xb = xb + config.noise_std * torch.randn(xb.shape, generator=g, device=device, dtype=xb.dtype)
+            nll = -ddp(xb)
+            loss, value = global_trimmed_loss(nll, config.trim_ratio)
+            if not math.isfinite(value):
+                raise _diverged(epoch, step, config, value)
+            if initial is None:
+                initial = value
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip is not None:
+                norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+                if not torch.isfinite(norm):
+                    raise _diverged(epoch, step, config, float(norm))
+            optimizer.step()
+            broadcast_buffers(flow)
+            epoch_sum += value
+            if step % steps_per_epoch == 0:
+                history.append(epoch_sum / steps_per_epoch)
+                epoch_sum = 0.0
+                if history[-1] > initial + DIVERGENCE_FACTOR * max(1.0, abs(initial)):
+                    raise _exploded(epoch, config, history[-1], initial)
+                train_s += time.perf_counter() - tick
+                if log is not None:
+                    row = {"epoch": epoch, "step": step, "loss": history[-1], "train_s": train_s, "world_size": world}
+                    if validation is not None:
+                        row["val_nll"] = validation_loss(flow, validation, config.trim_ratio)
+                        flow.train()
+                    log.write(json.dumps(row) + "\n")
+                    log.flush()
+                tick = time.perf_counter()
+            if rank == 0 and (step == total_steps or (job.checkpoint_every and step % job.checkpoint_every == 0)):
+                spent = train_s + time.perf_counter() - tick
+                write_checkpoint(job.checkpoint_path, {
+                    **settings, "step": step, "flow": flow.state_dict(), "optimizer": optimizer.state_dict(),
+                    "history": list(history), "epoch_sum": epoch_sum, "initial": initial, "train_s": spent,
+                    "mean": torch.from_numpy(det.mean_), "scale": torch.from_numpy(det.scale_),
+                    "constant": torch.from_numpy(det.constant_features_),
+                })
+    finally:
+        if log is not None:
+            log.close()
+    refine_spectral_norms(flow)
+    flow.eval()
+    if job.state_dir:
+        torch.save({k: v.detach().cpu() for k, v in flow.state_dict().items()}, Path(job.state_dir) / f"rank{rank}.pt")
+    if rank != 0:
+        dist.barrier()
+        return None
+    det.flow_ = flow
+    det.history_ = history
+    det._calibrate(union)
+    det.save(job.output)
+    summary = {
+        "output": str(job.output), "checkpoint": job.checkpoint_path, "model": job.model, "rows": int(total_rows),
+        "features": len(columns), "columns": columns, "world_size": world, "steps": total_steps, "global_batch": local_bs * world,
+        "threshold": float(det.threshold_), "history": history, "calibration_rows": int(union.shape[0]), "train_s": train_s,
+    }
+    if job.result:
+        Path(job.result).write_text(json.dumps(summary))
+    dist.barrier()
+    return summary
+
+
+def _validation_rows(job: Job, det: Any, columns: list[str]) -> Tensor:
+    frame = read_table(job.validation)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError(f"Columns {missing} are not in the validation file {job.validation!r}.")
+    return det._standardize_training(frame[columns].to_numpy(dtype=np.float64))
+
+
+def _check_resume(path: str, state: dict[str, Any], settings: dict[str, Any], det: Any) -> None:
+    for key, value in settings.items():
+        if state.get(key) != value:
+            raise InputError(
+                f"Checkpoint {path!r} belongs to another run: its {key} is {state.get(key)!r}, this run's is {value!r}. "
+                "Resume with the same data, model, hyper-parameters, seed and number of processes."
+            )
+    same = (np.array_equal(state["mean"].numpy(), det.mean_) and np.array_equal(state["scale"].numpy(), det.scale_)
+            and np.array_equal(state["constant"].numpy(), det.constant_features_))
+    if not same:
+        raise InputError(f"Checkpoint {path!r} was written with other standardization statistics: the data changed since.")
