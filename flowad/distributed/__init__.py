@@ -21,8 +21,9 @@ What each rank does, and why the result is that of one process with the global b
   the ``n_kept(global batch, trim_ratio)`` smallest are kept, and each rank's loss is scaled so
   that DDP's gradient average is the gradient of the global trimmed mean
   (:mod:`flowad.distributed._loss`).
-* **Spectral normalization.** The power-iteration vectors are buffers, broadcast from rank 0
-  after every step, so every rank holds the same state dict.
+* **Spectral normalization.** The power-iteration vectors are buffers; after every forward
+  pass each rank takes rank 0's (they travel with the per-sample losses, in the same
+  collective), so every rank holds the same state dict.
 * **Checkpoints.** Rank 0 writes ``OUTPUT.ckpt`` (or ``checkpoint``) atomically every
   ``checkpoint_every`` steps and at the end: weights, optimizer state, step, loss history,
   standardization and the run's settings. Every random draw is a function of the seed, the rank
@@ -70,6 +71,7 @@ def fit_distributed(
     sample_rows: int = 100_000,
     validation: str | os.PathLike[str] | None = None,
     log: str | os.PathLike[str] | None = None,
+    log_every: int = 0,
     timeout: float = 300.0,
     threads: int | None = None,
     **testing: Any,
@@ -101,7 +103,11 @@ def fit_distributed(
     validation : path, optional
         A CSV/Parquet file of validation rows; its trimmed NLL goes into ``log`` every epoch.
     log : path, optional
-        JSON lines, one per epoch (step, loss, training seconds, validation NLL), from rank 0.
+        JSON lines from rank 0, one per epoch and one every ``log_every`` steps: step, mean loss of
+        the epoch so far, training seconds (validation excluded), validation NLL, and rank 0's
+        cumulative seconds per phase of a step (``PHASES`` of :mod:`flowad.distributed._train`).
+    log_every : int, default=0
+        Steps between log lines besides the epoch ends (0: epoch ends only).
     timeout : float, default=300
         Seconds a collective waits for a silent rank before the run fails.
     threads : int, optional
@@ -125,7 +131,7 @@ def fit_distributed(
         data=str(absolute(data)), output=str(absolute(output)), model=model, params=dict(params or {}), columns=None if columns is None else list(columns),
         exclude=tuple(exclude), checkpoint=absolute(checkpoint), checkpoint_every=int(checkpoint_every),
         resume=absolute(resume), sample_rows=int(sample_rows),
-        validation=absolute(validation), log=absolute(log), timeout_s=float(timeout),
+        validation=absolute(validation), log=absolute(log), log_every=int(log_every), timeout_s=float(timeout),
         fail_at=testing.pop("fail_at", None), state_dir=testing.pop("state_dir", None),
     )
     if testing:

@@ -12,9 +12,15 @@ loss is
 DistributedDataParallel averages gradients over the ranks, so the gradient every rank applies is
 ``sum(grad NLL of all kept samples) / n_kept``: exactly the gradient of the single-process
 trimmed mean of the global batch.
+
+The spectral-norm vectors travel in the same collective: after each forward pass (which runs
+one power-iteration step on every rank), every rank takes rank 0's vectors, so all ranks start
+the next step from the same state (see ``carry``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
@@ -22,57 +28,95 @@ from torch import Tensor, nn
 
 from flowad.training.loop import n_kept
 
-__all__ = ["global_trimmed_loss", "broadcast_buffers"]
+__all__ = ["global_trimmed_loss", "flat_buffers", "set_buffers", "spectral_buffers"]
 
 
-def global_trimmed_loss(nll: Tensor, trim_ratio: float) -> tuple[Tensor, float]:
+#: One all-gather into one tensor (named all_gather_into_tensor before torch 2.13).
+_all_gather_single = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+
+
+def global_trimmed_loss(
+    nll: Tensor, trim_ratio: float, *, sizes: Sequence[int] | None = None, carry: Tensor | None = None
+) -> tuple[Tensor, float, list[Tensor]]:
     """This rank's share of the global trimmed mean of ``nll`` (see the module docstring).
 
-    Returns ``(loss, value)``: ``loss`` to call ``backward`` on (DDP averages its gradient over the
-    ranks), and ``value``, the global trimmed mean itself (the same float on every rank).
+    Parameters
+    ----------
+    nll : Tensor of shape (local_batch,)
+        Per-sample losses of this rank's batch (with their graph).
+    trim_ratio : float
+        Fraction of the *global* batch left out.
+    sizes : sequence of int, optional
+        Every rank's local batch size, when known (saves one collective); gathered otherwise.
+    carry : Tensor, optional
+        A 1-D tensor (same dtype and length on every rank) sent along in the same collective;
+        every rank receives all ranks' ``carry`` (rank 0's spectral-norm vectors, say).
+
+    Returns
+    -------
+    loss : Tensor
+        Scalar to call ``backward`` on (DDP averages its gradient over the ranks).
+    value : float
+        The global trimmed mean itself (the same float on every rank).
+    carried : list of Tensor
+        Every rank's ``carry``, in rank order (empty without ``carry``).
     """
     world = dist.get_world_size()
     rank = dist.get_rank()
     local = nll.detach()
-    sizes = torch.zeros(world, dtype=torch.long)
-    size_list = [torch.zeros(1, dtype=torch.long, device=local.device) for _ in range(world)]
-    dist.all_gather(size_list, torch.tensor([local.shape[0]], dtype=torch.long, device=local.device))
-    sizes = torch.cat(size_list).cpu()
-    biggest = int(sizes.max())
-    padded = torch.full((biggest,), float("inf"), dtype=local.dtype, device=local.device)
-    padded[: local.shape[0]] = local
-    gathered = [torch.empty_like(padded) for _ in range(world)]
-    dist.all_gather(gathered, padded)
-    values = torch.cat([g[: int(n)] for g, n in zip(gathered, sizes, strict=True)])
+    if sizes is None:
+        size_list = [torch.zeros(1, dtype=torch.long, device=local.device) for _ in range(world)]
+        dist.all_gather(size_list, torch.tensor([local.shape[0]], dtype=torch.long, device=local.device))
+        sizes = [int(t) for t in torch.cat(size_list).cpu()]
+    sizes = [int(n) for n in sizes]
+    biggest = max(sizes)
+    extra = 0 if carry is None else carry.numel()
+    if world == 1:
+        values = local
+        carried = [] if carry is None else [carry.detach()]
+    else:
+        mine = torch.full((biggest + extra,), float("inf"), dtype=local.dtype, device=local.device)
+        mine[: local.shape[0]] = local
+        if carry is not None:
+            mine[biggest:] = carry.detach().to(local.dtype)
+        out = torch.empty(world * (biggest + extra), dtype=local.dtype, device=local.device)
+        _all_gather_single(out, mine)
+        rows = out.view(world, biggest + extra)
+        values = torch.cat([rows[r, : sizes[r]] for r in range(world)])
+        carried = [] if carry is None else [rows[r, biggest:] for r in range(world)]
     total = values.shape[0]
     keep_n = n_kept(total, trim_ratio) if trim_ratio > 0 else total
     # Stable sort on the concatenation (rank-major): ties go to the lower (rank, position).
     order = torch.sort(values, stable=True).indices[:keep_n]
     kept = torch.zeros(total, dtype=torch.bool, device=values.device)
     kept[order] = True
-    offset = int(sizes[:rank].sum())
-    mine = kept[offset : offset + local.shape[0]]
+    offset = sum(sizes[:rank])
     value = float(values[kept].sum() / keep_n)
-    loss = nll[mine].sum() * (world / keep_n)
-    return loss, value
+    loss = nll[kept[offset : offset + local.shape[0]]].sum() * (world / keep_n)
+    return loss, value, carried
 
 
-def broadcast_buffers(module: nn.Module, src: int = 0) -> None:
-    """Overwrite every buffer of ``module`` (spectral-norm vectors, batch-norm statistics) with
-    rank ``src``'s values, in one collective.
+def spectral_buffers(module: nn.Module, dtype: torch.dtype) -> list[tuple[nn.Module, str]]:
+    """The floating buffers of ``module`` of ``dtype`` that change during training (the
+    spectral-norm vectors ``_u`` and ``_v``), as ``(owner, name)`` pairs in a fixed order."""
+    return [(m, name) for m in module.modules() for name, b in m._buffers.items()
+            if b is not None and b.dtype == dtype and name in ("_u", "_v")]
 
-    The module's *current* buffers are collected on each call: spectral normalization rebinds its
-    power-iteration vectors to new tensors at every training step, so a list taken once (as
-    DistributedDataParallel's own ``broadcast_buffers`` keeps) would go stale.
-    """
-    buffers = [b for b in module.buffers() if b.numel()]
-    if not buffers:
-        return
-    flat = torch.cat([b.detach().reshape(-1).to(torch.float64) for b in buffers])
-    dist.broadcast(flat, src)
+
+def flat_buffers(slots: list[tuple[nn.Module, str]]) -> Tensor | None:
+    """The buffers of ``slots`` concatenated into one 1-D tensor (None if there are none)."""
+    if not slots:
+        return None
+    return torch.cat([m._buffers[name].detach().reshape(-1) for m, name in slots])
+
+
+def set_buffers(slots: list[tuple[nn.Module, str]], flat: Tensor) -> None:
+    """Rebind the buffers of ``slots`` to the values in ``flat`` (new tensors: no in-place write,
+    so a graph that saved the old vectors stays valid, as spectral normalization itself does)."""
     start = 0
-    with torch.no_grad():
-        for b in buffers:
-            n = b.numel()
-            b.copy_(flat[start : start + n].view_as(b).to(b.dtype))
-            start += n
+    for m, name in slots:
+        old = m._buffers[name]
+        n = old.numel()
+        m._buffers[name] = flat[start : start + n].view_as(old).to(old.dtype).clone()
+        start += n
+

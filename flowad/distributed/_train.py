@@ -25,7 +25,7 @@ from flowad.detectors import DETECTOR_REGISTRY
 from flowad.detectors._base import resolve_device, seed_from, seeded_torch
 from flowad.distributed._checkpoint import read_checkpoint, write_checkpoint
 from flowad.distributed._data import ShardStream, draw_sample, fingerprint, folder_units, preview, rng_for, shard
-from flowad.distributed._loss import broadcast_buffers, global_trimmed_loss
+from flowad.distributed._loss import flat_buffers, global_trimmed_loss, set_buffers, spectral_buffers
 from flowad.exceptions import FlowadError, InputError
 from flowad.io.persistence import params_to_json
 from flowad.io.tables import read_table
@@ -37,6 +37,13 @@ __all__ = ["SUPPORTED_MODELS", "Job", "RankFailedError", "run_from_env", "defaul
 #: Detectors that train under DDP. AdaFlow (per-domain batch norm) is not supported yet.
 SUPPORTED_MODELS = ("robust-realnvp", "trim-realnvp", "realnvp")
 
+
+#: Phases of a training step timed on every rank and written to the log (seconds, cumulative):
+#: reading and standardizing the batch, the forward pass, the global trimmed loss (one all-gather
+#: of the per-sample losses, carrying rank 0's spectral-norm vectors), backward (with DDP's
+#: gradient all-reduce, overlapped), gradient clipping and the Adam step, and rank 0's checkpoint
+#: writes.
+PHASES = ("data", "forward", "loss", "backward", "step", "checkpoint")
 
 #: Hyper-parameters of the RealNVP family that DDP training refuses when set (fitted from every
 #: training row in one process: a dequantization width per column, a robust whitening covariance).
@@ -75,6 +82,7 @@ class Job:
     sample_rows: int = 100_000
     validation: str | None = None
     log: str | None = None
+    log_every: int = 0
     timeout_s: float = 300.0
     result: str | None = None
     #: Testing hooks: ``(rank, step)`` at which that rank kills itself (SIGKILL) before the step;
@@ -246,60 +254,80 @@ def _run_rank(job: Job, device: torch.device) -> dict[str, Any] | None:
         start_step, history, epoch_sum = int(state["step"]), list(state["history"]), float(state["epoch_sum"])
         initial, train_s = state["initial"], float(state["train_s"])
 
-    # Buffers are broadcast after every step by broadcast_buffers (DDP's own list goes stale, see there).
+    # The spectral-norm vectors travel with the losses (see the loop): DDP's own buffer sync keeps a list
+    # of tensors taken once, which goes stale as spectral normalization rebinds its vectors every step.
     no_sync = {"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters else {"broadcast_buffers": False}
     ddp = DistributedDataParallel(_LogProb(flow), device_ids=[device.index] if device.type == "cuda" else None, **no_sync)
     validation = _validation_rows(job, det, columns) if rank == 0 and job.validation else None
     log = open(job.log, "a") if rank == 0 and job.log else None  # noqa: SIM115 - closed in finally
     stream = ShardStream(mine, columns, local_bs, seed, rank).batches(start_step)
+    sizes = [local_bs] * world
+    slots = spectral_buffers(flow, det.torch_dtype_)
     flow.train()
+    phases = dict.fromkeys(PHASES, 0.0)  # seconds of this run per phase of a step (see PHASES)
     try:
         tick = time.perf_counter()
         for step in range(start_step + 1, total_steps + 1):
             epoch = (step - 1) // steps_per_epoch + 1
             if job.fail_at is not None and tuple(job.fail_at) == (rank, step):
                 os.kill(os.getpid(), signal.SIGKILL)
+            t0 = time.perf_counter()
             xb = det._standardize_training(next(stream))
             if config.noise_std > 0:
                 g = torch.Generator(device=device).manual_seed(int(rng_for(seed, rank, step, 7).integers(2**62)))
                 xb = xb + config.noise_std * torch.randn(xb.shape, generator=g, device=device, dtype=xb.dtype)
+            t1 = time.perf_counter()
             nll = -ddp(xb)
-            loss, value = global_trimmed_loss(nll, config.trim_ratio)
+            t2 = time.perf_counter()
+            # One collective: every rank's losses, and rank 0's spectral-norm vectors as this forward left them.
+            loss, value, carried = global_trimmed_loss(nll, config.trim_ratio, sizes=sizes, carry=flat_buffers(slots))
+            if carried:
+                set_buffers(slots, carried[0])
             if not math.isfinite(value):
                 raise _diverged(epoch, step, config, value)
             if initial is None:
                 initial = value
+            t3 = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            t4 = time.perf_counter()
             if config.grad_clip is not None:
                 norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
                 if not torch.isfinite(norm):
                     raise _diverged(epoch, step, config, float(norm))
             optimizer.step()
-            broadcast_buffers(flow)
+            t5 = time.perf_counter()
+            for name, a, b in zip(PHASES, (t0, t1, t2, t3, t4), (t1, t2, t3, t4, t5), strict=False):
+                phases[name] += b - a
             epoch_sum += value
-            if step % steps_per_epoch == 0:
+            end_of_epoch = step % steps_per_epoch == 0
+            if end_of_epoch:
                 history.append(epoch_sum / steps_per_epoch)
                 epoch_sum = 0.0
                 if history[-1] > initial + DIVERGENCE_FACTOR * max(1.0, abs(initial)):
                     raise _exploded(epoch, config, history[-1], initial)
+            if log is not None and (end_of_epoch or (job.log_every and step % job.log_every == 0)):
                 train_s += time.perf_counter() - tick
-                if log is not None:
-                    row = {"epoch": epoch, "step": step, "loss": history[-1], "train_s": train_s, "world_size": world}
-                    if validation is not None:
-                        row["val_nll"] = validation_loss(flow, validation, config.trim_ratio)
-                        flow.train()
-                    log.write(json.dumps(row) + "\n")
-                    log.flush()
+                done = step - (epoch - 1) * steps_per_epoch
+                row = {"epoch": epoch, "step": step, "loss": history[-1] if end_of_epoch else epoch_sum / done,
+                       "train_s": train_s, "world_size": world, **{f"{k}_s": v for k, v in phases.items()}}
+                if validation is not None:
+                    row["val_nll"] = validation_loss(flow, validation, config.trim_ratio)
+                    flow.train()
+                log.write(json.dumps(row) + "\n")
+                log.flush()
                 tick = time.perf_counter()
             if rank == 0 and (step == total_steps or (job.checkpoint_every and step % job.checkpoint_every == 0)):
-                spent = train_s + time.perf_counter() - tick
+                t7 = time.perf_counter()
                 write_checkpoint(job.checkpoint_path, {
                     **settings, "step": step, "flow": flow.state_dict(), "optimizer": optimizer.state_dict(),
-                    "history": list(history), "epoch_sum": epoch_sum, "initial": initial, "train_s": spent,
+                    "history": list(history), "epoch_sum": epoch_sum, "initial": initial,
+                    "train_s": train_s + time.perf_counter() - tick,
                     "mean": torch.from_numpy(det.mean_), "scale": torch.from_numpy(det.scale_),
                     "constant": torch.from_numpy(det.constant_features_),
                 })
+                phases["checkpoint"] += time.perf_counter() - t7
+        train_s += time.perf_counter() - tick
     finally:
         if log is not None:
             log.close()

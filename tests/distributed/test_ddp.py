@@ -70,7 +70,7 @@ def _loss_rank(out: str, n: int, trim: float) -> None:
             flow = build_realnvp(3, n_couplings=2, hidden=(8,), lipschitz_k=1.0, activation="tanh").double()
         flow.train()
         ddp = DistributedDataParallel(_LogProb(flow))
-        loss, value = global_trimmed_loss(-ddp(X[rank * n : (rank + 1) * n]), trim)
+        loss, value, _ = global_trimmed_loss(-ddp(X[rank * n : (rank + 1) * n]), trim)
         loss.backward()
         torch.save({"value": value, "grads": [p.grad for p in flow.parameters()]}, Path(out, f"rank{rank}.pt"))
     finally:
@@ -126,7 +126,7 @@ def _reference(folder: Path) -> tuple[list[float], dict[str, torch.Tensor]]:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, det.grad_clip)
         opt.step()
-        total += float(loss)
+        total += float(loss.detach())
         if step % steps_per_epoch == 0:
             history.append(total / steps_per_epoch)
             total = 0.0

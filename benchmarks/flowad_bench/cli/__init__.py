@@ -23,5 +23,6 @@ from flowad_bench.cli import vibration  # noqa: E402,F401
 from flowad_bench.cli import sound  # noqa: E402,F401
 from flowad_bench.cli import audio_features  # noqa: E402,F401
 from flowad_bench.cli import scaleout  # noqa: E402,F401
+from flowad_bench.cli import ddp  # noqa: E402,F401
 from flowad_bench.cli import images  # noqa: E402,F401
 from flowad_bench.cli import fuzz  # noqa: E402,F401
