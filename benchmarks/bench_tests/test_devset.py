@@ -211,3 +211,14 @@ def test_mcd_with_more_features_than_rows_is_a_reported_failure_not_fatal(tmp_pa
 def test_wins_ties_losses() -> None:
     means = pd.DataFrame({"IForest": [0.8, 0.7, 0.6], "a": [0.9, 0.7, 0.5], "b": [0.81, np.nan, 0.6]})
     assert wins_ties_losses(means, "IForest") == {"IForest": "–", "a": "1/1/1", "b": "1/1/0"}
+
+
+def test_pca_keeps_the_training_rank_so_collinear_columns_do_not_break_it() -> None:
+    from flowad_bench.odds import fit_and_score
+
+    rng = np.random.default_rng(4)
+    X, y = make_dataset(rng, n=300, d=4)
+    X = np.column_stack([X, X[:, 1], np.ones(300), X[:, 0] - X[:, 2]])  # duplicate, constant, combination
+    train, test = stratified_split(y, seed=0)
+    result = fit_and_score("PCA", 0, X[train], X[test], y[test])  # PyOD's default: every score infinite
+    assert '"n_components": 4' in result["params"] and result["auc"] > 0.9

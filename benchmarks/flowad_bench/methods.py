@@ -12,6 +12,13 @@ scikit-learn's ``MinCovDet`` still returns, but with a singular covariance and n
 scores. Such a task raises :class:`MethodError`; the runners record it in
 ``results_failures.csv`` and the tables show "–" for it.
 
+PCA is PyOD's ``PCA`` with one argument set from the (standardized) training data:
+``n_components`` = the numerical rank of the training matrix (``numpy.linalg.matrix_rank``).
+PyOD's default keeps every component and divides by each one's explained variance, so on
+rank-deficient training data (constant or collinear columns: one-hot blocks, mnist's blank
+pixels, cardio) a zero variance makes every score infinite or lets a numerically-zero
+direction dominate; where the data has full rank the result is PyOD's default.
+
 Variants: a *label* ``Name[key=value,...]`` (:func:`parse_variant`, :func:`variant_label`)
 names a method run with constructor overrides (values are Python literals), so a candidate
 default is screened by the same runner and tables as the baselines.
@@ -81,6 +88,9 @@ class Method:
     check : callable or None
         ``check(n_rows, n_features)`` -> None when the method can be fitted on a training set of
         that shape, else the reason it cannot (raised as :class:`MethodError` by :meth:`refuse`).
+    data_kwargs : callable or None
+        ``data_kwargs(X_train)`` -> constructor arguments decided from the (standardized)
+        training data alone, never from labels; explicit overrides take precedence.
     """
 
     name: str
@@ -90,6 +100,7 @@ class Method:
     standardize: bool
     kwargs: Callable[[int, int, bool], dict[str, Any]]
     check: Callable[[int, int], str | None] | None = None
+    data_kwargs: Callable[[np.ndarray], dict[str, Any]] | None = None
 
     def refuse(self, n_rows: int, n_features: int) -> None:
         """Raise :class:`MethodError` if the method cannot be fitted on ``n_rows`` x ``n_features``."""
@@ -162,6 +173,10 @@ def _more_rows_than_features(n_rows: int, n_features: int) -> str | None:
     )
 
 
+def _rank_components(X_train: np.ndarray) -> dict[str, Any]:
+    return {"n_components": max(1, int(np.linalg.matrix_rank(X_train)))}
+
+
 def _so_gaal(n_features: int, seed: int, quick: bool) -> dict[str, Any]:
     return {"stop_epochs": 3} if quick else {}
 
@@ -186,7 +201,7 @@ METHODS: dict[str, Method] = {
         Method("ECOD", "pyod", "pyod.models.ecod", "ECOD", True, _none),
         Method("COPOD", "pyod", "pyod.models.copod", "COPOD", True, _none),
         Method("HBOS", "pyod", "pyod.models.hbos", "HBOS", True, _none),
-        Method("PCA", "pyod", "pyod.models.pca", "PCA", True, _seed_only),
+        Method("PCA", "pyod", "pyod.models.pca", "PCA", True, _seed_only, data_kwargs=_rank_components),
         Method("MCD", "pyod", "pyod.models.mcd", "MCD", True, _seed_only, _more_rows_than_features),
         Method("AutoEncoder", "pyod", "pyod.models.auto_encoder", "AutoEncoder", True, _pyod_dl(5)),
         Method("VAE", "pyod", "pyod.models.vae", "VAE", True, _pyod_dl(5)),

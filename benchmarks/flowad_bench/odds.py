@@ -227,7 +227,10 @@ def fit_and_score(
     """Fit a method on ``X_train`` (no labels), score ``X_test``, and return the metrics.
 
     Features are standardized with training statistics for the methods that need it (PyOD's);
-    flowad's detectors standardize internally.
+    flowad's detectors standardize internally. A method that cannot be fitted on this shape
+    raises :class:`~flowad_bench.methods.MethodError` (:meth:`Method.refuse`); arguments a method
+    takes from the training data (:attr:`Method.data_kwargs`, e.g. PCA's rank) are set before
+    the timed fit.
 
     Parameters
     ----------
@@ -254,7 +257,7 @@ def fit_and_score(
     method.refuse(X_train.shape[0], X_train.shape[1])
     if method.standardize:
         X_train, X_test = standardize(X_train, X_test)
-    kwargs = dict(overrides)
+    kwargs = {**(method.data_kwargs(X_train) if method.data_kwargs is not None else {}), **dict(overrides)}
     if contamination == "oracle":
         if train_contamination is None:
             raise InputError("contamination='oracle' needs train_contamination.")
