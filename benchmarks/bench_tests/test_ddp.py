@@ -25,6 +25,7 @@ def test_both_configurations_train_on_the_same_data_with_the_same_global_batch(r
     assert sorted(table["nproc"]) == [1, 2]
     assert (table["rows"] == 2000).all() and (table["global_batch"] == 64).all() and (table["steps"] == 64).all()
     assert (table["samples_per_s"] > 0).all() and (table["load1_before"] >= 0).all()
+    assert (table["step_ms_full_batch"] > 0).all() and (table["step_ms_half_batch"] > 0).all()
     assert (table["samples_per_s"] - table["steps"] * 64 / table["train_s"]).abs().max() < 1e-6
     for _, group in logs.groupby("nproc"):
         assert list(group["step"]) == [10, 20, 30, 32, 40, 50, 60, 64]  # every 10 steps and at each epoch end
@@ -44,6 +45,7 @@ def test_a_rerun_skips_rows_already_measured_and_the_report_has_its_tables(resul
     report = format_ddp(table, logs, command="flowad bench ddp --rows 2000")
     assert report.startswith("# DDP training: 1 vs 2 processes\n\nCommand: `flowad bench ddp --rows 2000`")
     assert "| 64 | 2 | 64 |" in report and "## Where the time goes" in report and "torchrun --nnodes 2" in report
+    assert "ms on 32 (at best" in report
 
 
 def test_cli_refuses_bad_batch_sizes(tmp_path):

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from flowad import exceptions
-from flowad.distributed._train import Job, RankFailedError, resume_hint, run_from_env
+from flowad.distributed._train import Job, RankFailedError, checkpoint_stat, resume_hint, run_from_env
 
 __all__ = ["launch", "free_port"]
 
@@ -84,17 +84,6 @@ def _context() -> Any:
     return mp.get_context("spawn")
 
 
-def _stat(path: str | None) -> tuple[int, int] | None:
-    """(mtime in ns, size) of ``path``, None if absent: tells whether this run wrote a checkpoint."""
-    if not path:
-        return None
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size
-
-
 def launch(target: Any, args: tuple[Any, ...], nproc: int, *, checkpoint: str | None = None, resume: str | None = None,
            threads: int | None = None) -> None:
     """Run ``target(*args)`` in ``nproc`` local ranks and wait for all of them.
@@ -111,7 +100,7 @@ def launch(target: Any, args: tuple[Any, ...], nproc: int, *, checkpoint: str | 
         raise exceptions.InputError(f"--nproc must be >= 1, got {nproc}.")
     threads = threads or max(1, (os.cpu_count() or 1) // nproc)
     ctx = _context()
-    before = _stat(checkpoint)
+    before = checkpoint_stat(checkpoint)
     with tempfile.TemporaryDirectory(prefix="flowad-ddp-") as errors:
         port = free_port()
         procs = [ctx.Process(target=_rank_main, args=(target, args, r, nproc, port, errors, threads), name=f"flowad-rank{r}")
@@ -157,14 +146,9 @@ def launch(target: Any, args: tuple[Any, ...], nproc: int, *, checkpoint: str | 
         cls = getattr(exceptions, record["type"], None)
         if isinstance(cls, type) and issubclass(cls, exceptions.FlowadError):
             raise cls(record["message"])
-    if record is not None and record.get("traceback"):
-        sys.stderr.write(f"[rank {rank}] {record['traceback']}")
-    if checkpoint and _stat(checkpoint) not in (None, before):
-        hint = resume_hint(checkpoint)
-    elif resume:
-        hint = f"no newer checkpoint was written: rerun with --resume {resume} again."
-    else:
-        hint = "no checkpoint was written before it died: rerun from the start."
+    if record is not None and record["type"] != "RankFailedError" and record.get("traceback"):
+        sys.stderr.write(f"[rank {rank}] {record['traceback']}")  # a bug, not a user mistake: show where
+    hint = resume_hint(checkpoint, before, resume) if checkpoint else "rerun from the start."
     raise RankFailedError(f"DDP rank {rank} of {nproc} died ({_why(code, record)}); the run stopped; {hint}")
 
 

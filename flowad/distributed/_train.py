@@ -6,7 +6,9 @@ import inspect
 import json
 import math
 import os
+import re
 import signal
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -32,7 +34,7 @@ from flowad.io.tables import read_table
 from flowad.nn.mlp import refine_spectral_norms
 from flowad.training.loop import DIVERGENCE_FACTOR, _diverged, _exploded, validation_loss
 
-__all__ = ["SUPPORTED_MODELS", "Job", "RankFailedError", "run_from_env", "default_checkpoint"]
+__all__ = ["SUPPORTED_MODELS", "Job", "RankFailedError", "checkpoint_stat", "default_checkpoint", "resume_hint", "run_from_env"]
 
 #: Detectors that train under DDP. AdaFlow (per-domain batch norm) is not supported yet.
 SUPPORTED_MODELS = ("robust-realnvp", "trim-realnvp", "realnvp")
@@ -133,43 +135,74 @@ def run_from_env(job: Job) -> dict[str, Any] | None:
     """Join the process group described by torchrun's environment variables (``RANK``,
     ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``, ``LOCAL_RANK``), train, leave the group.
 
-    gloo on CPU, NCCL on CUDA. Returns rank 0's summary (None on other ranks).
+    gloo on CPU, NCCL on CUDA. Returns rank 0's summary (None on other ranks). A rank that loses
+    contact with another, or that is stopped by SIGTERM (torchrun stops every rank when one
+    fails), raises :class:`RankFailedError` naming the checkpoint to resume from.
     """
     device = _device(job.params)
     backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":
         torch.cuda.set_device(device)
+    before = checkpoint_stat(job.checkpoint_path)
+    rank = os.environ.get("RANK", "?")
+
+    failing: list[bool] = []
+
+    def lost(why: str) -> RankFailedError:
+        failing.append(True)  # a SIGTERM from now on must not interrupt the message (reading the checkpoint)
+        return RankFailedError(f"rank {rank} {why}; the run stopped; " + resume_hint(job.checkpoint_path, before, job.resume), peer_lost=True)
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        if not failing:
+            raise lost("was stopped by SIGTERM (torchrun stops every rank when one fails; its report names the first)")
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if threading.current_thread() is threading.main_thread() else None
     dist.init_process_group(backend, timeout=timedelta(seconds=job.timeout_s), device_id=device if device.type == "cuda" else None)
     try:
         return _run_rank(job, device)
     except FlowadError:
         raise
-    except dist.DistError as err:
-        raise RankFailedError(_lost_message(job, err), peer_lost=True) from None
-    except RuntimeError as err:  # gloo reports a closed peer connection as a plain RuntimeError
-        text = str(err)
-        if any(s in text for s in ("Connection closed", "Connection reset", "Timed out", "timed out", "Broken pipe", "gloo")):
-            raise RankFailedError(_lost_message(job, err), peer_lost=True) from None
+    except RuntimeError as err:  # DistError, or a plain RuntimeError from gloo for a closed peer connection
+        text = str(err).strip()
+        if isinstance(err, dist.DistError) or any(s in text for s in ("Connection closed", "Connection reset", "Timed out", "timed out", "Broken pipe", "gloo")):
+            raise lost(f"lost contact with another rank of the DDP run ({_first_sentence(text) or type(err).__name__})") from None
         raise
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         dist.destroy_process_group()
 
 
-def resume_hint(checkpoint: str) -> str:
-    """What to do after a failed run: the last checkpoint and how to continue from it."""
+def _first_sentence(text: str) -> str:
+    """``text``'s first line without a ``[file.cc:123]`` prefix, up to its first full stop (gloo's messages run long)."""
+    line = re.sub(r"^\[[^\]]*\]\s*", "", text.splitlines()[0] if text else "")
+    return line.split(". ")[0].rstrip(".")
+
+
+def checkpoint_stat(path: str | None) -> tuple[int, int] | None:
+    """(mtime in ns, size) of ``path``, None if absent: tells whether a run wrote its checkpoint."""
+    if not path:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def resume_hint(checkpoint: str, before: tuple[int, int] | None = None, resume: str | None = None) -> str:
+    """What to do after a failed run: the checkpoint it wrote (``before``: the file's
+    :func:`checkpoint_stat` when the run started, so an older run's checkpoint is not offered)
+    and how to continue from it."""
     from flowad.distributed._checkpoint import checkpoint_step
 
-    found = checkpoint_step(checkpoint)
-    if found is None:
-        return f"no checkpoint had been written yet ({checkpoint!r}): rerun from the start."
-    step, total = found
-    return f"the last checkpoint is {checkpoint!r} (step {step} of {total}): rerun with --resume {checkpoint} to continue from it."
-
-
-def _lost_message(job: Job, err: BaseException) -> str:
-    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    rank = dist.get_rank() if dist.is_initialized() else "?"
-    return f"rank {rank} lost contact with another rank of the DDP run ({first}); the run stopped; " + resume_hint(job.checkpoint_path)
+    found = checkpoint_step(checkpoint) if checkpoint_stat(checkpoint) not in (None, before) else None
+    if found is not None:
+        step, total = found
+        return f"the last checkpoint is {checkpoint!r} (step {step} of {total}): rerun with --resume {checkpoint} to continue from it."
+    if resume:
+        return f"no newer checkpoint was written: rerun with --resume {resume} again."
+    return "no checkpoint was written before it stopped: rerun from the start."
 
 
 def _settings(job: Job, det: Any, columns: list[str], seed: int, world: int, layout: str, local_bs: int, total_steps: int) -> dict[str, Any]:
