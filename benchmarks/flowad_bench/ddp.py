@@ -46,7 +46,7 @@ MULTI_NODE = """## The same training on several machines (torchrun)
 command started by torchrun on every machine, without `--nproc`:
 
 ```bash
-# on each of 2 machines (node-rank 0 and 1), 4 processes each; gloo on CPU, NCCL with --set device=cuda (one GPU per process)
+# on each of 2 machines (node-rank 0 and 1), 4 processes each; gloo on CPU, NCCL on GPUs (device 'auto' picks CUDA; one GPU per process)
 torchrun --nnodes 2 --node-rank $NODE_RANK --nproc-per-node 4 --master-addr node0.example --master-port 29500 \\
     --no-python flowad fit /shared/data/ -o /shared/model.flowad --epochs 20
 ```
@@ -207,7 +207,8 @@ def format_ddp(table: pd.DataFrame, logs: pd.DataFrame, *, command: str) -> str:
         f"thread per process; validation: 20,000 rows from the same distribution, its trimmed NLL measured every "
         f"{int(first['log_every'])} steps and at each epoch end. The configurations compose their global batches "
         "differently (each rank streams its own files), so their loss curves differ by sampling; that 2 processes "
-        "compute what 1 process computes on the same global batches is tested in `tests/distributed`. Machine: {int(first['cores'])} cores, shared with other jobs while this ran (load averages below). "
+        "compute what 1 process computes on the same global batches is tested in `tests/distributed`. "
+        f"Machine: {int(first['cores'])} cores, shared with other jobs while this ran (load averages below). "
         f"Medians over {len(rounds)} round(s); raw rows in `ddp.csv`, rank 0's log lines in `ddp_log.csv`.",
         "",
         "| global batch | processes | steps | training s | samples/s | vs 1 process | time to target NLL s | speed-up to target | final val NLL | start-up s | load avg before / after |",

@@ -23,6 +23,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from flowad.bijections import Whitening
 from flowad.detectors import DETECTOR_REGISTRY
 from flowad.detectors._base import resolve_device, seed_from, seeded_torch
 from flowad.distributed._checkpoint import read_checkpoint, write_checkpoint
@@ -32,6 +33,7 @@ from flowad.exceptions import FlowadError, InputError
 from flowad.io.persistence import params_to_json
 from flowad.io.tables import read_table
 from flowad.nn.mlp import refine_spectral_norms
+from flowad.preprocessing import dequantization_widths, robust_covariance
 from flowad.training.loop import DIVERGENCE_FACTOR, _diverged, _exploded, validation_loss
 
 __all__ = ["SUPPORTED_MODELS", "Job", "RankFailedError", "checkpoint_stat", "default_checkpoint", "resume_hint", "run_from_env"]
@@ -46,11 +48,6 @@ SUPPORTED_MODELS = ("robust-realnvp", "trim-realnvp", "realnvp")
 #: gradient all-reduce, overlapped), gradient clipping and the Adam step, and rank 0's checkpoint
 #: writes.
 PHASES = ("data", "forward", "loss", "backward", "step", "checkpoint")
-
-#: Hyper-parameters of the RealNVP family that DDP training refuses when set (fitted from every
-#: training row in one process: a dequantization width per column, a robust whitening covariance).
-_UNSUPPORTED_PARAMS = ("dequantize", "whiten")
-
 
 class RankFailedError(FlowadError, RuntimeError):
     """A rank of a DDP run died or lost contact with the others; the run stopped.
@@ -235,12 +232,6 @@ def _run_rank(job: Job, device: torch.device) -> dict[str, Any] | None:
     det._validate_params()
     if det.early_stopping:
         raise InputError("early_stopping is not supported by DDP training; pass a validation file to watch the validation NLL instead.")
-    unsupported = [name for name in _UNSUPPORTED_PARAMS if getattr(det, name, False)]
-    if unsupported:
-        raise InputError(
-            f"{', '.join(f'{n}=True' for n in unsupported)} is not supported by DDP training yet (it needs statistics of "
-            "all training rows at once); train in one process without --nproc, or leave it off."
-        )
     seed = _broadcast(seed_from(det.random_state) if rank == 0 else None)  # random_state=None: one seed for all ranks
     units = folder_units(job.data)
     columns = list(job.columns) if job.columns else default_columns(job.data, tuple(job.exclude))
@@ -263,16 +254,28 @@ def _run_rank(job: Job, device: torch.device) -> dict[str, Any] | None:
     det.n_features_in_ = len(columns)
     det.feature_names_in_ = np.asarray(columns, dtype=object)
     det.device_ = device
-    det.dequantize_widths_ = np.zeros(len(columns))  # no dequantization noise under DDP (refused above)
     with warnings.catch_warnings():
         if rank != 0:
             warnings.simplefilter("ignore")
         det._fit_standardization(union)
+    # Dequantization widths and the whitening statistics: from the same union on every rank (the
+    # one-process fit takes them from every training row; the union is every row up to sample_rows).
+    Z_sample = det._standardize_training(union).detach().cpu().double().numpy()
+    kept = ~det.constant_features_
+    widths = dequantization_widths(Z_sample) if getattr(det, "dequantize", False) else np.zeros(int(kept.sum()))
+    det.dequantize_widths_ = np.zeros(len(columns))
+    det.dequantize_widths_[kept] = widths * det.scale_[kept]
     if rank != 0:
         del union
 
     with seeded_torch(seed, device):
-        flow = det._build_flow(int((~det.constant_features_).sum())).to(device=device, dtype=det.torch_dtype_)
+        flow = det._build_flow(int(kept.sum())).to(device=device, dtype=det.torch_dtype_)
+    if getattr(det, "whiten", False):
+        loc, cov = robust_covariance(Z_sample, det.trim_ratio_)
+        cov[np.diag_indices_from(cov)] += widths**2 / 12.0  # variance of the uniform noise, as the one-process fit
+        next(m for m in flow.modules() if isinstance(m, Whitening)).set_statistics(loc, cov)
+    del Z_sample
+    dequantize = torch.as_tensor(widths, dtype=det.torch_dtype_, device=device) if widths.any() else None
     params = [p for p in flow.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=float(det.lr), weight_decay=float(det.weight_decay))
     config = det._train_config(trim_ratio=det.trim_ratio_, noise_std=float(det.noise_std), patience=int(det.n_iter_no_change))
@@ -309,6 +312,9 @@ def _run_rank(job: Job, device: torch.device) -> dict[str, Any] | None:
             if config.noise_std > 0:
                 g = torch.Generator(device=device).manual_seed(int(rng_for(seed, rank, step, 7).integers(2**62)))
                 xb = xb + config.noise_std * torch.randn(xb.shape, generator=g, device=device, dtype=xb.dtype)
+            if dequantize is not None:
+                g = torch.Generator(device=device).manual_seed(int(rng_for(seed, rank, step, 8).integers(2**62)))
+                xb = xb + (torch.rand(xb.shape, generator=g, device=device, dtype=xb.dtype) - 0.5) * dequantize
             t1 = time.perf_counter()
             nll = -ddp(xb)
             t2 = time.perf_counter()

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 import flowad
 from flowad import RobustRealNVP
+from flowad.bijections import Whitening
 from flowad.cli import app
 from flowad.detectors._base import seeded_torch
 from flowad.distributed import RankFailedError, fit_distributed
@@ -180,6 +181,27 @@ def test_resume_refuses_a_checkpoint_of_another_run(folder, uninterrupted, tmp_p
     full, _ = uninterrupted
     with pytest.raises(InputError, match="belongs to another run: its params"):
         fit_distributed(folder, tmp_path / "x.flowad", params={**PARAMS, "lr": 0.01}, nproc=2, resume=full / "m.flowad.ckpt", threads=1)
+
+
+def test_whitening_and_dequantization_statistics_equal_the_one_process_fit(tmp_path):
+    rng = np.random.default_rng(4)
+    folder = tmp_path / "counts"
+    folder.mkdir()
+    frames = []
+    for i in range(2):
+        frame = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200) * 3, "n": rng.poisson(2.0, size=200).astype(float)})
+        frame.to_parquet(folder / f"p{i}.parquet", row_group_size=100)
+        frames.append(frame)
+    params = {**PARAMS, "epochs": 1, "whiten": True, "dequantize": True}
+    fit_distributed(folder, tmp_path / "m.flowad", params=params, nproc=2, threads=1)
+    got = flowad.load(tmp_path / "m.flowad")
+    ref = RobustRealNVP(**params).fit(pd.concat(frames, ignore_index=True))
+    assert got.dequantize_widths_[2] > 0 and got.dequantize_widths_[:2].tolist() == [0.0, 0.0]  # the count column only
+    np.testing.assert_allclose(got.dequantize_widths_, ref.dequantize_widths_, rtol=1e-12)
+    g, r = (next(m for m in det.flow_.modules() if isinstance(m, Whitening)) for det in (got, ref))
+    torch.testing.assert_close(g.loc, r.loc, rtol=1e-7, atol=1e-9)
+    torch.testing.assert_close(g.weight, r.weight, rtol=1e-7, atol=1e-9)
+    assert not torch.equal(g.weight, torch.eye(3, dtype=g.weight.dtype))  # whitening was fitted
 
 
 # ------------------------------------------------------------------ errors without ranks
