@@ -204,6 +204,21 @@ def test_whitening_and_dequantization_statistics_equal_the_one_process_fit(tmp_p
     assert not torch.equal(g.weight, torch.eye(3, dtype=g.weight.dtype))  # whitening was fitted
 
 
+def test_a_bad_row_group_in_one_ranks_shard_stops_the_run_naming_it(tmp_path):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(2):
+        frame = pd.DataFrame(rng.normal(size=(100, 3)), columns=COLS)
+        if i == 1:
+            frame.loc[70, "b"] = np.nan  # row group 1 of p1: unit 3, read by rank 1
+        frame.to_parquet(folder / f"p{i}.parquet", row_group_size=50)
+    res = CliRunner().invoke(app, ["fit", str(folder), "-o", str(tmp_path / "m.flowad"), "--nproc", "2", "--epochs", "1"])
+    assert res.exit_code == 2, res.output
+    assert res.output.strip().splitlines()[-1].startswith("flowad: error: file ")
+    assert "p1.parquet' row group 1 has 1 row(s) with empty, NaN or infinite feature values (first at row 20 of the unit)" in res.output
+
+
 # ------------------------------------------------------------------ errors without ranks
 def test_unsupported_models_and_too_few_units_give_clear_errors(folder, tmp_path):
     with pytest.raises(InputError, match="DDP training supports .* not 'adaflow'"):
