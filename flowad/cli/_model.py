@@ -157,7 +157,8 @@ def _fit_ddp(data: Path, output: Path, model: str, columns: str | None, id_colum
     if unknown:
         raise InputError(f"Unknown hyper-parameter(s) {unknown} for {model}; valid: {sorted(cls().get_params())}.")
     summary = fit_distributed(data, output, model=model, params=params, columns=[str(c) for c in feature_columns],
-                              nproc=None if launched_by_torchrun() else (nproc or 1), resume=resume, checkpoint_every=checkpoint_every)
+                              nproc=None if launched_by_torchrun() else (nproc or 1), resume=resume, checkpoint_every=checkpoint_every,
+                              progress=not quiet)
     if summary is not None and not quiet:
         skipped = f"; left out text column(s) {left_out}" if left_out else ""
         typer.echo(

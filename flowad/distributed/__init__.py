@@ -74,6 +74,7 @@ def fit_distributed(
     log_every: int = 0,
     timeout: float = 300.0,
     threads: int | None = None,
+    progress: bool = False,
     **testing: Any,
 ) -> dict[str, Any] | None:
     """Train a detector with DDP on the folder (or Parquet/CSV file) ``data``; write ``output``.
@@ -112,6 +113,8 @@ def fit_distributed(
         Seconds a collective waits for a silent rank before the run fails.
     threads : int, optional
         Torch threads per local rank (default: cores / nproc).
+    progress : bool, default=False
+        A progress bar over the steps on stderr (rank 0; needs tqdm).
 
     Returns
     -------
@@ -131,7 +134,7 @@ def fit_distributed(
         data=str(absolute(data)), output=str(absolute(output)), model=model, params=dict(params or {}), columns=None if columns is None else list(columns),
         exclude=tuple(exclude), checkpoint=absolute(checkpoint), checkpoint_every=int(checkpoint_every),
         resume=absolute(resume), sample_rows=int(sample_rows),
-        validation=absolute(validation), log=absolute(log), log_every=int(log_every), timeout_s=float(timeout),
+        validation=absolute(validation), log=absolute(log), log_every=int(log_every), progress=bool(progress), timeout_s=float(timeout),
         fail_at=testing.pop("fail_at", None), state_dir=testing.pop("state_dir", None),
     )
     if testing:

@@ -82,6 +82,7 @@ class Job:
     validation: str | None = None
     log: str | None = None
     log_every: int = 0
+    progress: bool = False
     timeout_s: float = 300.0
     result: str | None = None
     #: Testing hooks: ``(rank, step)`` at which that rank kills itself (SIGKILL) before the step;
@@ -298,6 +299,7 @@ def _run_rank(job: Job, device: torch.device) -> dict[str, Any] | None:
     log = open(job.log, "a") if rank == 0 and job.log else None  # noqa: SIM115 - closed in finally
     stream = ShardStream(mine, columns, local_bs, seed, rank).batches(start_step)
     sizes = [local_bs] * world
+    bar = _progress_bar(job, total_steps, start_step, world) if rank == 0 else None
     slots = spectral_buffers(flow, det.torch_dtype_)
     flow.train()
     phases = dict.fromkeys(PHASES, 0.0)  # seconds of this run per phase of a step (see PHASES)
@@ -339,6 +341,10 @@ def _run_rank(job: Job, device: torch.device) -> dict[str, Any] | None:
             for name, a, b in zip(PHASES, (t0, t1, t2, t3, t4), (t1, t2, t3, t4, t5), strict=False):
                 phases[name] += b - a
             epoch_sum += value
+            if bar is not None:
+                bar.update(1)
+                if step % 20 == 0:
+                    bar.set_postfix(epoch=epoch, loss=f"{value:.3f}", refresh=False)
             end_of_epoch = step % steps_per_epoch == 0
             if end_of_epoch:
                 history.append(epoch_sum / steps_per_epoch)
@@ -370,6 +376,8 @@ def _run_rank(job: Job, device: torch.device) -> dict[str, Any] | None:
     finally:
         if log is not None:
             log.close()
+        if bar is not None:
+            bar.close()
     refine_spectral_norms(flow)
     flow.eval()
     if job.state_dir:
@@ -390,6 +398,17 @@ def _run_rank(job: Job, device: torch.device) -> dict[str, Any] | None:
         Path(job.result).write_text(json.dumps(summary))
     dist.barrier()
     return summary
+
+
+def _progress_bar(job: Job, total: int, start: int, world: int) -> Any:
+    """A tqdm bar over the steps on stderr (rank 0, when asked and tqdm is installed)."""
+    if not job.progress:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, initial=start, desc=f"fit {job.model} (DDP, {world} processes)", unit="step", leave=False)
 
 
 def _validation_rows(job: Job, det: Any, columns: list[str]) -> Tensor:
