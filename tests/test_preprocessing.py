@@ -207,3 +207,26 @@ def test_dequantization_widths_find_the_lattice_columns() -> None:
         np.r_[np.arange(n // 2 + 5), np.zeros(n - n // 2 - 5)],  # more distinct values than half the rows: 0
     ]
     np.testing.assert_allclose(dequantization_widths(X), [0.0, 0.5, 3.0, 0.0])
+
+
+def test_training_bounds_leave_heavy_tails_alone_and_bring_back_gross_values() -> None:
+    rng = np.random.default_rng(5)
+    n = 2000
+    sparse = np.where(rng.random(n) < 0.9, 0.0, rng.lognormal(0.0, 1.5, n))  # ReLU-like: mostly zeros, heavy tail
+    gaussian = rng.normal(size=n)
+    gross = rng.normal(size=n)
+    gross[:10] = 1e30  # 0.5 % of the rows astronomically far out
+    X = np.c_[sparse, gaussian, gross]
+    st = Standardization.fit(X)
+    Z = st.transform(X)
+    bounds = Standardization.training_bounds(Z)
+    assert bounds[1] == TRAIN_CLIP  # a Gaussian column keeps the plain bound
+    assert np.abs(Z[:, 0]).max() > TRAIN_CLIP and np.abs(Z[:, 0]).max() <= bounds[0]  # the whole sparse tail kept
+    assert bounds[2] == TRAIN_CLIP and np.abs(Standardization.clip_training(Z, bounds)[:, 2]).max() == TRAIN_CLIP
+
+
+def test_training_bounds_never_exceed_the_float32_safe_limit() -> None:
+    from flowad.preprocessing import MAX_TRAIN_CLIP
+
+    Z = np.r_[np.zeros(50), np.full(50, 1e300)][:, None]
+    assert Standardization.training_bounds(Z)[0] == MAX_TRAIN_CLIP

@@ -121,8 +121,8 @@ class AdaFlow(DomainDetector):
         ``adapted_density="flow"`` or for a domain whose Gaussian was never computed).
     mean_, scale_, scaling_, constant_features_, decision_scores_, labels_, history_, n_features_in_
         As in :class:`~flowad.RealNVP`: robust standardization (extreme rows left out), training
-        rows winsorized at ``±flowad.preprocessing.TRAIN_CLIP`` standardized units while
-        fitting, so a few extreme rows cannot dominate the AdaBN statistics (the training
+        rows winsorized at per-column bounds (``train_clip_``, at least
+        ``flowad.preprocessing.TRAIN_CLIP`` standardized units) while fitting, so a few extreme rows cannot dominate the AdaBN statistics (the training
         scores in ``decision_scores_`` are those of the winsorized rows). Standardization
         is global (fitted on the pooled training domains) and is never refitted by
         ``adapt``: all domains share one input

@@ -214,17 +214,19 @@ class BaseFlowDetector(OutlierMixin, BaseEstimator):
         self.scale_ = st.scale
         self.constant_features_ = constant
         self.scaling_ = st.method
+        self.train_clip_ = Standardization.training_bounds(st.transform(X, drop_constant=True))
 
     @property
     def _standardization(self) -> Standardization:
         return Standardization(mean=self.mean_, scale=self.scale_, constant=self.constant_features_)
 
     def _standardize_training(self, X: np.ndarray) -> torch.Tensor:
-        """Standardized training rows, winsorized at ``±TRAIN_CLIP`` under robust scaling (fit
-        time only: a few extreme rows cannot dominate the loss or batch-norm statistics)."""
+        """Standardized training rows, winsorized at the per-column bounds ``train_clip_`` under
+        robust scaling (fit time only: a few extreme rows cannot dominate the loss or batch-norm
+        statistics; see :meth:`flowad.preprocessing.Standardization.training_bounds`)."""
         Z = self._standardization.transform(X, drop_constant=True)
         if getattr(self, "scaling_", None) == "robust":
-            Z = Standardization.clip_training(Z, TRAIN_CLIP)
+            Z = Standardization.clip_training(Z, getattr(self, "train_clip_", TRAIN_CLIP))
         return torch.as_tensor(Z, dtype=self.torch_dtype_, device=self.device_)
 
     def _column_names(self, idx: np.ndarray) -> list[str]:

@@ -110,8 +110,12 @@ _PARAMS_DOC = """
         the mean and standard deviation of each column over its rows within 20 median
         absolute deviations of the median (all rows of a column without such extreme values;
         scale 1 for constant columns), so a few extreme training rows cannot move them. The
-        flow is trained on the standardized rows winsorized at
-        ``±flowad.preprocessing.TRAIN_CLIP`` (fit time only; scoring does not clip).
+        flow is trained on the standardized rows winsorized at ``±train_clip_`` (fit time
+        only; scoring does not clip).
+    train_clip_ : ndarray of shape (n_kept_features,)
+        Per-column winsorizing bound of the training rows, in standardized units
+        (:meth:`flowad.preprocessing.Standardization.training_bounds`: 10 times the column's
+        95th percentile of absolute values, between 20 and 1e6); fit time only, not saved.
     scaling_ : str
         ``"robust"``; ``"standard"`` (mean and std) for models loaded from files written
         before robust scaling.
@@ -125,7 +129,7 @@ _PARAMS_DOC = """
     decision_scores_ : ndarray of shape (n_samples,)
         Anomaly scores (negative log-likelihood) of the training data, as the flow was trained
         on them (winsorized; the same as ``decision_function`` for every row within
-        ``TRAIN_CLIP`` standardized units).
+        ``train_clip_``).
     threshold_ : float
         Score above which ``predict`` returns 1.
     labels_ : ndarray of shape (n_samples,)
