@@ -68,7 +68,7 @@ def test_task_rows_and_metrics(femto_dir: Path) -> None:
     assert late.auroc.between(0, 1).all() and late.pauc.between(0, 1).all()
     assert late[late.method.isin(["adaflow", "nf_unadapted", "nf_finetuned"])].nll.notna().all()
     assert (late[late.method == "adaflow"].adapt_seconds > 0).all()
-    mixtures = late[late.method.isin(["adaflow_mixture", "adaflow_mixture_latent"])]
+    mixtures = late[late.method.isin(["adaflow_mixture", "adaflow_mixture_latent", "adaflow_mixture_likelihood"])]
     assert mixtures.nll.notna().all() and (mixtures.adapt_seconds > 0).all()
     # late life is a strong 6 kHz tone: the per-domain Gaussian finds it
     assert late[late.method == "gauss_target_only"].auroc.min() > 0.9

@@ -294,7 +294,8 @@ DEVICE_ADAPT = {
     "statistics (and flow-only mixture inputs, mix_weight = 1, no Cholesky in ONNX); the scoring graph run with "
     "them gives each row's flow log-density log_density - adapt_rows.log_density_offset; the Gaussian and the "
     "weight come from the standardized rows u (adapt_rows) and those densities by "
-    "flowad.flows.moments.fit_mixture (5 folds i % 5, OAS-shrunk correlations, weight from 0, 0.05, ..., 1 by "
+    "flowad.flows.moments.fit_mixture (5 folds i % 5, OAS-shrunk correlations, the weight by the rule in "
+    "mixture.selection: 'target', 0.5 below 10 rows and 0 from 10 rows on; 'likelihood', from 0, 0.05, ..., 1 by "
     "held-out log-likelihood, 0.5 below 10 rows); the scoring graph's inputs are then gauss_mean, gauss_factor, "
     "gauss_const and mix_weight of that DomainMixture. OnnxScorer.adapt(..., flow_only=True) keeps the flow alone.",
     "latent": "flow only: the Gaussian lives in the flow's latent space, which no graph outputs, so OnnxScorer.adapt "
@@ -317,7 +318,7 @@ def _mixture_inputs(det: Any, index: int, features: int) -> list[np.ndarray]:
     if mix is None:
         return [np.zeros(features), np.eye(features), np.zeros(1), np.ones(1)]
     g = mix.gaussian
-    return [g.mean.copy(), g.factor, np.array([g.const]), np.array([mix.weight])]
+    return [g.mean.copy(), g.factor, np.array([g.const]), np.array([det._weight(mix)])]
 
 
 def _shared_statistics(det: Any) -> bool:
@@ -427,6 +428,7 @@ def export_onnx(det: Any, path: str | os.PathLike[str]) -> dict[str, Path]:
         meta["mixture"] = {
             "inputs": list(MIXTURE_INPUTS),
             "gaussian_space": det.gaussian_space,
+            "selection": det._rule,
             "device_adapt": DEVICE_ADAPT[det.gaussian_space],
         }
     if domains is not None:

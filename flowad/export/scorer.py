@@ -35,7 +35,7 @@ from flowad._validation import check_adaptation_range, check_n_features, check_X
 from flowad.detectors._base import BaseFlowDetector
 from flowad.detectors._domains import _check_rows, domain_name
 from flowad.exceptions import InputError, NonFiniteError, UnknownDomainError
-from flowad.flows.moments import fit_mixture
+from flowad.flows.moments import SELECTION_RULES, fit_mixture
 from flowad.preprocessing import Standardization
 
 __all__ = ["INPUT_CHECKS", "OnnxScorer"]
@@ -165,7 +165,15 @@ class OnnxScorer:
                 f"The standardized rows of domain {name!r} are not finite: their values lie far outside the "
                 "training range" + (" and overflow float32." if self.dtype == np.float32 else ".")
             )
-        state, _ = fit_mixture(rows, log_flow)
+        # sidecars written before the "selection" field come from models whose weights were all
+        # chosen by held-out likelihood
+        rule = mixture.get("selection", "likelihood")
+        if rule not in SELECTION_RULES:
+            raise InputError(
+                f"Cannot adapt domain {name!r} with its mixture: the sidecar's mixture.selection is {rule!r}, "
+                f"which this flowad does not know ({', '.join(SELECTION_RULES)}); upgrade flowad or pass flow_only=True."
+            )
+        state, _ = fit_mixture(rows, log_flow, rule=rule)
         g = state.gaussian
         values = (g.mean, g.factor, np.array([g.const]), np.array([state.weight]))
         return {k: np.asarray(v, dtype=self.dtype) for k, v in zip(mixture["inputs"], values, strict=True)}
@@ -178,7 +186,8 @@ class OnnxScorer:
         For an AdaFlow mixture model (``adapted_density="mixture"``) the domain's Gaussian and
         flow weight are then computed in numpy exactly as :meth:`flowad.AdaFlow.adapt` computes
         them (the flow's per-row log-densities from the scoring graph, the Gaussian on the
-        standardized rows, the weight by 5-fold held-out log-likelihood), so the domain scores
+        standardized rows, the weight by the model's ``mixture_selection`` rule from 5-fold held-out
+        log-likelihoods), so the domain scores
         as after PyTorch's ``adapt``. ``flow_only=True`` keeps the flow alone (``mix_weight =
         1``); a latent-space Gaussian (``gaussian_space="latent"``) can only be adapted so.
 

@@ -141,7 +141,10 @@ def sound_markdown(results: pd.DataFrame, config: SoundBenchConfig, command: str
         "## The default adapted detector (mixture) against the target-only baselines",
         "",
         "`adaflow_mixture` is `AdaFlow()` as the library ships it (`adapted_density=\"mixture\"`): the flow's density "
-        "mixed with a Gaussian of the target's N frames, the weight chosen on those N frames without labels. "
+        "mixed with a Gaussian of the target's N frames, the flow's weight by the default rule "
+        "`mixture_selection=\"target\"` (0.5 below 10 frames, 0 from 10 on: the Gaussian of the N frames); "
+        "`adaflow_mixture_likelihood` is the same with the weight of best 5-fold held-out likelihood on them "
+        "(`mixture_selection=\"likelihood\"`, the default before). "
         "`adaflow` is the same trained flow scored alone (the published AdaFlow). Gaussian = `gauss_target`, "
         "1-NN = `knn_target` (Euclidean distance to the nearest of the N frames, standardized by them).",
         "",

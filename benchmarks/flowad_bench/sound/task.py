@@ -94,6 +94,7 @@ def run_sound_task(material: SoundMaterial, rotation: int, seed: int, config: So
         "adaflow": flow_only(ada),
         "adaflow_mixture": ada,
         "adaflow_mixture_latent": flow_only(ada, adapted_density="mixture", gaussian_space="latent"),
+        "adaflow_mixture_likelihood": flow_only(ada, adapted_density="mixture", mixture_selection="likelihood"),
     }
     audio_ae = _audio_ae(source_waves, material.sample_rate, seed, config) if config.audio_ae else None
     pooled = str(ds[0])  # a training domain: the pooled (unadapted) flow scores it

@@ -27,6 +27,7 @@ METHODS = (
     "adaflow",
     "adaflow_mixture",
     "adaflow_mixture_latent",
+    "adaflow_mixture_likelihood",
     "nf_finetuned",
     "gauss_pooled",
     "gauss_domain_std",
@@ -38,10 +39,12 @@ METHODS = (
 )
 #: Methods with an NLL ("adaflow": the flow alone, the published AdaFlow; "adaflow_mixture": the
 #: library's default adapted detector, the same trained flow mixed with each domain's Gaussian;
-#: "adaflow_mixture_latent": the same with the Gaussian on the flow's latent, gaussian_space="latent").
-FLOWS = ("nf_unadapted", "adaflow", "adaflow_mixture", "adaflow_mixture_latent", "nf_finetuned")
+#: "adaflow_mixture_latent": the same with the Gaussian on the flow's latent, gaussian_space="latent";
+#: "adaflow_mixture_likelihood": the same with the weight of best held-out likelihood,
+#: mixture_selection="likelihood", the default before issue 13's second round).
+FLOWS = ("nf_unadapted", "adaflow", "adaflow_mixture", "adaflow_mixture_latent", "adaflow_mixture_likelihood", "nf_finetuned")
 #: The simple baselines (the data README's, and the target-only 1-NN distance).
-SIMPLE_BASELINES = METHODS[6:]
+SIMPLE_BASELINES = METHODS[METHODS.index("gauss_pooled"):]
 #: Healthy window of the data (life fraction), and the late-life window.
 HEALTHY = (0.05, 0.5)
 LATE_LIFE = (0.85, 0.97)

@@ -149,7 +149,10 @@ def vibration_markdown(results: pd.DataFrame, config: VibrationBenchConfig, comm
         "## The default adapted detector (mixture) against the target-only baselines",
         "",
         "`adaflow_mixture` is `AdaFlow()` as the library ships it (`adapted_density=\"mixture\"`): the flow's density "
-        "mixed with a Gaussian of the target's N snapshots, the weight chosen on those N snapshots without labels. "
+        "mixed with a Gaussian of the target's N snapshots, the flow's weight by the default rule "
+        "`mixture_selection=\"target\"` (0.5 below 10 snapshots, 0 from 10 on: the Gaussian of the N snapshots); "
+        "`adaflow_mixture_likelihood` is the same with the weight of best 5-fold held-out likelihood on them "
+        "(`mixture_selection=\"likelihood\"`, the default before). "
         "`adaflow` is the same trained flow scored alone (`adapted_density=\"flow\"`, the published AdaFlow). "
         "Gaussian = `gauss_target_only` (Ledoit–Wolf on the N snapshots standardized by themselves), 1-NN = "
         "`knn_target_only` (Euclidean distance to the nearest of them, same standardization).",

@@ -84,6 +84,7 @@ def run_vibration_task(
     ada, bn, ae = fit_source_models(Xs, ds, config, seed)
     ada_flow = flow_only(ada)  # the published AdaFlow: the same trained flow, scored by the flow alone
     ada_latent = flow_only(ada, adapted_density="mixture", gaussian_space="latent")  # the Gaussian on the flow's latent
+    ada_likelihood = flow_only(ada, adapted_density="mixture", mixture_selection="likelihood")  # weight by held-out likelihood
     pooled_domain = str(ds[0])  # a training domain: scored with the pooled (unadapted) flow
 
     Zs_global = standardize(Xs)[0]
@@ -124,6 +125,11 @@ def run_vibration_task(
                 seconds["adaflow_mixture_latent"] = time.perf_counter() - t0
                 ll = ada_latent.score_samples(Xt, domain=name)
                 scores["adaflow_mixture_latent"], nll["adaflow_mixture_latent"] = -ll, float(-ll[normal_rows].mean())
+                t0 = time.perf_counter()
+                ada_likelihood.adapt(Xa, domain=name)
+                seconds["adaflow_mixture_likelihood"] = time.perf_counter() - t0
+                ll = ada_likelihood.score_samples(Xt, domain=name)
+                scores["adaflow_mixture_likelihood"], nll["adaflow_mixture_likelihood"] = -ll, float(-ll[normal_rows].mean())
                 ll = bn.score_samples(Xt, domain=pooled_domain)
                 scores["nf_unadapted"], nll["nf_unadapted"] = -ll, float(-ll[normal_rows].mean())
                 scores["autoencoder"] = ae.decision_function(Xt)
