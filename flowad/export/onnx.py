@@ -172,12 +172,31 @@ class _FrozenLU(nn.Module):
         return nn.functional.linear(x, self.weight, self.bias), self.logdet.expand(x.shape[0])
 
 
+class _FrozenWhitening(nn.Module):
+    """A :class:`Whitening` with its log-det computed at export (export only): one MatMul, and
+    no reduction over the weight's diagonal in the graph."""
+
+    def __init__(self, layer: Whitening) -> None:
+        super().__init__()
+        with torch.no_grad():
+            self.register_buffer("weight", layer.weight.detach().clone())
+            self.register_buffer("loc", layer.loc.detach().clone())
+            self.register_buffer("logdet", layer._logdet().detach().clone())
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        # the log-det as a 0-d tensor: it broadcasts onto the rows' sums (no Shape/Concat/Expand nodes)
+        return nn.functional.linear(x - self.loc, self.weight), self.logdet
+
+
 def _frozen(layer: Bijection) -> nn.Module:
-    """The export form of a layer whose parameters pass through Softplus."""
+    """The export form of a layer whose parameters pass through Softplus or whose log-det is a
+    constant."""
     if isinstance(layer, AdaptiveBatchNorm):
         return _FrozenAdaBN(layer)
     if isinstance(layer, LULinear):
         return _FrozenLU(layer)
+    if isinstance(layer, Whitening):
+        return _FrozenWhitening(layer)
     return layer
 
 
@@ -186,7 +205,7 @@ def _lowered(layers: list[Bijection], features: int) -> list[nn.Module] | None:
     is), or None where it does not apply or pay."""
     head: list[nn.Module] = []
     if layers and isinstance(layers[0], Whitening):
-        head, layers = [layers[0]], layers[1:]
+        head, layers = [_FrozenWhitening(layers[0])], layers[1:]
     couplings = [layer for layer in layers if isinstance(layer, AffineCoupling)]
     if not couplings or not all(isinstance(layer, AffineCoupling | Permutation) for layer in layers):
         return None

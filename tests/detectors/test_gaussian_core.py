@@ -45,7 +45,9 @@ def test_the_fitted_whitening_ignores_the_trimmed_anomalies() -> None:
 
 
 def test_without_the_options_the_flow_has_no_whitening_and_no_gate() -> None:
-    det = RobustRealNVP(epochs=1, random_state=0).fit(np.random.default_rng(2).normal(size=(100, 3)))
+    det = RobustRealNVP(epochs=1, whiten=False, identity_init=False, dequantize=False, random_state=0).fit(
+        np.random.default_rng(2).normal(size=(100, 3))
+    )
     assert not any(isinstance(m, Whitening) for m in det.flow_.modules())
     assert not any(name.endswith("gate") for name, _ in det.flow_.named_parameters())
     assert np.all(det.dequantize_widths_ == 0)
@@ -90,6 +92,12 @@ def test_a_dequantized_density_integrates_to_one_and_lives_on_the_cells() -> Non
     assert dens.sum() * cell == pytest.approx(1.0, abs=0.03)
     on_cells = (g0 >= -0.5) & (g0 <= 3.5)
     assert dens[on_cells].sum() * cell > 0.9
+
+
+def test_robust_realnvp_defaults_to_the_gaussian_core_and_dequantization() -> None:
+    params = RobustRealNVP().get_params()
+    assert params["whiten"] and params["identity_init"] and params["dequantize"]
+    assert not any(RealNVP().get_params()[k] for k in ("whiten", "identity_init", "dequantize"))  # the study's baseline
 
 
 def test_old_model_files_load_with_the_new_options_off() -> None:
