@@ -136,13 +136,18 @@ def _fit_ddp(data: Path, output: Path, model: str, columns: str | None, id_colum
     if model not in SUPPORTED_MODELS:
         raise InputError(f"DDP training (--nproc, --resume or a folder as DATA) supports {list(SUPPORTED_MODELS)}, not {model!r}; "
                          "train it in one process on one file.")
-    if domain_column is not None:
-        raise InputError(f"--domain-column applies to multi-domain models (--model adaflow); {model} models one domain.")
+    if domain_column is not None and model != "adaflow":
+        raise InputError(
+            f"--domain-column applies to multi-domain models (--model adaflow); {model} models one domain. "
+            "Drop --domain-column, or use --model adaflow."
+        )
     check_output(output)
     frame = preview(data)  # the columns are checked on the first file/row group, as one-process fit checks them
     feature_columns = split_columns(columns)
-    check_columns(frame, columns=feature_columns, id_column=id_column, label_column=label_column)
-    exclude = [c for c in (id_column, label_column) if c]
+    check_columns(frame, columns=feature_columns, id_column=id_column, label_column=label_column, domain_column=domain_column)
+    if model == "adaflow" and domain_column is None:
+        warnings.warn("adaflow without --domain-column: all rows form one domain named 'default'.", UserWarning, stacklevel=1)
+    exclude = [c for c in (id_column, label_column, domain_column) if c]
     left_out: list[str] = []
     if feature_columns is None:
         feature_columns, left_out = default_features(frame, exclude)
@@ -156,7 +161,7 @@ def _fit_ddp(data: Path, output: Path, model: str, columns: str | None, id_colum
     unknown = sorted(set(params) - set(cls().get_params()))
     if unknown:
         raise InputError(f"Unknown hyper-parameter(s) {unknown} for {model}; valid: {sorted(cls().get_params())}.")
-    summary = fit_distributed(data, output, model=model, params=params, columns=[str(c) for c in feature_columns],
+    summary = fit_distributed(data, output, model=model, params=params, columns=[str(c) for c in feature_columns], domain_column=domain_column,
                               nproc=None if launched_by_torchrun() else (nproc or 1), resume=resume, checkpoint_every=checkpoint_every,
                               progress=not quiet)
     if summary is not None and not quiet:
@@ -164,7 +169,8 @@ def _fit_ddp(data: Path, output: Path, model: str, columns: str | None, id_colum
         typer.echo(
             f"Trained {model} with DDP on {summary['world_size']} process(es): {summary['rows']} rows x {summary['features']} features, "
             f"{summary['steps']} steps of {summary['global_batch']} rows{skipped}; threshold {summary['threshold']:.4g} "
-            f"(on {summary['calibration_rows']} sampled rows); wrote {output} (checkpoint {summary['checkpoint']})"
+            f"(on {summary['calibration_rows']} sampled rows)" + (f"; domains {summary['domains']}" if summary["domains"] else "")
+            + f"; wrote {output} (checkpoint {summary['checkpoint']})"
         )
 
 

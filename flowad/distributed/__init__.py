@@ -1,7 +1,7 @@
 """Training on several processes or machines with PyTorch DistributedDataParallel (DDP).
 
 :func:`fit_distributed` trains a RealNVP-family detector (``robust-realnvp``, ``trim-realnvp``,
-``realnvp``) on a folder of Parquet/CSV files and writes an ordinary flowad model file. It
+``realnvp``) or AdaFlow on a folder of Parquet/CSV files and writes an ordinary flowad model file. It
 starts ``nproc`` local ranks itself, or, inside a process started by ``torchrun``, runs as that
 rank (``torchrun ... --no-python flowad fit DATA -o MODEL``). gloo on CPU, NCCL on CUDA (one GPU
 per local rank); the process group is set up from torchrun's environment variables.
@@ -32,7 +32,12 @@ What each rank does, and why the result is that of one process with the global b
 * **Faults.** A rank that dies stops the run with one line naming it and the checkpoint to
   resume from (:class:`RankFailedError`); the others are stopped, not left waiting.
 
-AdaFlow (per-domain batch norm) is not supported under DDP yet: it raises an ``InputError``.
+* **AdaFlow.** Each row's domain comes from ``domain_column``; the domains are the sorted labels
+  of all shards. In training, every AdaBN layer's per-domain batch mean and variance are those of
+  the global batch (:class:`~flowad.distributed._loss.SyncedAdaptiveBatchNorm`: differentiable
+  all-reduces, like ``SyncBatchNorm`` per domain); the stored statistics are set, as
+  ``AdaFlow.fit`` sets them, from the union sample (before training, and exactly over each
+  domain's sampled rows after it, with the mixture and the per-domain thresholds).
 """
 
 from __future__ import annotations
@@ -64,6 +69,7 @@ def fit_distributed(
     params: dict[str, Any] | None = None,
     columns: Sequence[str] | None = None,
     exclude: Sequence[str] = (),
+    domain_column: str | None = None,
     nproc: int | None = None,
     resume: str | os.PathLike[str] | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
@@ -85,12 +91,15 @@ def fit_distributed(
         Folder of Parquet/CSV files (or one file); needs at least one file / row group per rank.
     output : path
         Model file to write (read it with :func:`flowad.load`).
-    model : {"robust-realnvp", "trim-realnvp", "realnvp"}
+    model : {"robust-realnvp", "trim-realnvp", "realnvp", "adaflow"}
     params : dict, optional
         Hyper-parameters of the detector (``epochs``, ``batch_size`` = the global batch,
         ``random_state``, ...).
     columns : list of str, optional
         Feature columns; default: every numeric/boolean column of the first file not in ``exclude``.
+    domain_column : str, optional
+        ``adaflow``: the column naming each row's domain (str or int labels); without it, one
+        domain named ``"default"``.
     nproc : int, optional
         Local ranks to start (default 1). Must be None inside a ``torchrun`` process.
     resume : path, optional
@@ -132,7 +141,7 @@ def fit_distributed(
 
     job = Job(
         data=str(absolute(data)), output=str(absolute(output)), model=model, params=dict(params or {}), columns=None if columns is None else list(columns),
-        exclude=tuple(exclude), checkpoint=absolute(checkpoint), checkpoint_every=int(checkpoint_every),
+        exclude=tuple(exclude) + ((domain_column,) if domain_column else ()), domain_column=domain_column, checkpoint=absolute(checkpoint), checkpoint_every=int(checkpoint_every),
         resume=absolute(resume), sample_rows=int(sample_rows),
         validation=absolute(validation), log=absolute(log), log_every=int(log_every), progress=bool(progress), timeout_s=float(timeout),
         fail_at=testing.pop("fail_at", None), state_dir=testing.pop("state_dir", None),
@@ -140,10 +149,7 @@ def fit_distributed(
     if testing:
         raise TypeError(f"fit_distributed() got unexpected keyword argument(s) {sorted(testing)}.")
     if model not in SUPPORTED_MODELS:
-        raise InputError(
-            f"DDP training supports {list(SUPPORTED_MODELS)}, not {model!r} (per-domain batch statistics are not "
-            "synchronised across processes yet); train it in one process without --nproc."
-        )
+        raise InputError(f"DDP training supports {list(SUPPORTED_MODELS)}, not {model!r}.")
     if job.resume is not None and not Path(job.resume).is_file():
         raise InputError(f"Checkpoint {job.resume!r} does not exist.")
     if launched_by_torchrun():

@@ -28,7 +28,8 @@ import pandas as pd
 
 from flowad.exceptions import InputError
 
-__all__ = ["Unit", "folder_units", "shard", "read_unit", "preview", "ShardStream", "rng_for", "draw_sample", "fingerprint"]
+__all__ = ["Unit", "ShardStream", "domain_indices", "draw_sample", "fingerprint", "folder_units", "preview", "read_domains", "read_unit", "rng_for",
+           "shard", "shard_domains"]
 
 _PARQUET = (".parquet", ".pq")
 _CSV = (".csv", ".tsv", ".txt")
@@ -124,8 +125,7 @@ def preview(data: str | os.PathLike[str], rows: int = 1000) -> pd.DataFrame:
         raise InputError(f"Could not read {unit.label}: {err}") from None
 
 
-def read_unit(unit: Unit, columns: Sequence[str]) -> np.ndarray:
-    """The feature ``columns`` of ``unit`` as a finite float64 array; errors name the unit."""
+def _frame(unit: Unit, columns: Sequence[str]) -> pd.DataFrame:
     path = Path(unit.path)
     try:
         if unit.row_group is None:
@@ -143,6 +143,32 @@ def read_unit(unit: Unit, columns: Sequence[str]) -> np.ndarray:
         raise InputError(f"Columns {missing} are not in {unit.label}; available: {list(map(str, frame.columns))}.")
     if len(frame) != unit.rows:
         raise InputError(f"{unit.label} now holds {len(frame)} rows, not {unit.rows}: the data changed during the job.")
+    return frame
+
+
+def _domain_names(values: pd.Series, unit: Unit) -> np.ndarray:
+    """Domain labels as str (ints converted, as ``AdaFlow.fit`` does); anything else is an error naming the unit."""
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values.to_numpy(dtype=object)):
+        if isinstance(v, str):
+            out[i] = v
+        elif isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+            out[i] = str(int(v))
+        else:
+            raise InputError(f"Domain labels must be str or int; {unit.label} holds {v!r} at row {i}.")
+    return out
+
+
+def read_domains(unit: Unit, column: str) -> np.ndarray:
+    """The domain labels (str) of ``unit``'s rows."""
+    return _domain_names(_frame(unit, [column])[column], unit)
+
+
+def read_unit(unit: Unit, columns: Sequence[str], domain_column: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The feature ``columns`` of ``unit`` as a finite float64 array, and its domain labels (str)
+    when ``domain_column`` is given; errors name the unit."""
+    frame = _frame(unit, [*columns, *([domain_column] if domain_column else [])])
+    domains = None if domain_column is None else _domain_names(frame[domain_column], unit)
     frame = frame[list(columns)]
     for column in frame.columns:
         values = frame[column]
@@ -163,35 +189,40 @@ def read_unit(unit: Unit, columns: Sequence[str]) -> np.ndarray:
             f"{unit.label} has {rows.size} row(s) with empty, NaN or infinite feature values (first at row {rows[0]} "
             f"of the unit); impute or drop those rows first."
         )
-    return X
+    return X, domains
 
 
 class ShardStream:
     """Rank ``rank``'s endless stream of ``batch``-row arrays (see the module docstring)."""
 
-    def __init__(self, units: Sequence[Unit], columns: Sequence[str], batch: int, seed: int, rank: int) -> None:
+    def __init__(self, units: Sequence[Unit], columns: Sequence[str], batch: int, seed: int, rank: int,
+                 domains: tuple[str, dict[str, int]] | None = None) -> None:
         self.units = list(units)
         self.columns = list(columns)
         self.batch = int(batch)
         self.seed = int(seed)
         self.rank = int(rank)
+        self.domains = domains
         self.rows = sum(u.rows for u in self.units)
 
     def _pass(self, p: int, skip: int) -> Iterator[np.ndarray]:
-        """Rows of pass ``p`` in their shuffled order, in unit-sized blocks, after skipping ``skip`` rows."""
+        """Rows of pass ``p`` in their shuffled order, in unit-sized blocks, after skipping ``skip``
+        rows; with ``domains`` the last column holds each row's domain index."""
         order = rng_for(self.seed, self.rank, p).permutation(len(self.units))
         for i in order:
             unit = self.units[int(i)]
             if skip >= unit.rows:  # skipped unread
                 skip -= unit.rows
                 continue
-            X = read_unit(unit, self.columns)
+            X, names = read_unit(unit, self.columns, None if self.domains is None else self.domains[0])
+            if self.domains is not None:
+                X = np.column_stack([X, domain_indices(names, self.domains[1])])
             perm = rng_for(self.seed, self.rank, p, unit.index).permutation(unit.rows)
             yield X[perm[skip:]]
             skip = 0
 
-    def batches(self, start_step: int = 0) -> Iterator[np.ndarray]:
-        """Batches ``start_step``, ``start_step + 1``, ... of the stream."""
+    def batches(self, start_step: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """Batches ``start_step``, ``start_step + 1``, ... of the stream: ``(rows, domain indices or None)``."""
         p, skip = divmod(start_step * self.batch, self.rows)
         pending: list[np.ndarray] = []
         have = 0
@@ -203,28 +234,56 @@ class ShardStream:
                     have += take
                     block = block[take:]
                     if have == self.batch:
-                        yield np.concatenate(pending) if len(pending) > 1 else pending[0]
+                        out = np.concatenate(pending) if len(pending) > 1 else pending[0]
                         pending, have = [], 0
+                        if self.domains is None:
+                            yield out, None
+                        else:
+                            yield out[:, :-1], out[:, -1].astype(np.int64)
             p, skip = p + 1, 0
 
 
-def draw_sample(units: Sequence[Unit], columns: Sequence[str], size: int, seed: int, rank: int) -> np.ndarray:
+def domain_indices(names: np.ndarray | None, index: dict[str, int]) -> np.ndarray:
+    """Each label's position in the sorted list of all domains."""
+    assert names is not None
+    return np.array([index[n] for n in names], dtype=np.float64)
+
+
+def draw_sample(units: Sequence[Unit], columns: Sequence[str], size: int, seed: int, rank: int,
+                domain_column: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """A uniform sample (without replacement) of ``size`` rows of the shard ``units``, drawn from
     ``(seed, rank)``; every row when the shard holds at most ``size`` rows. Reads one unit at a
-    time."""
+    time. Returns the rows and, with ``domain_column``, their domain labels (str)."""
     total = sum(u.rows for u in units)
     if size >= total:
         chosen = np.arange(total)
     else:
         chosen = np.sort(rng_for(seed, rank, 2**31 - 1).choice(total, size=size, replace=False))
     out: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
     start = 0
     for unit in units:
         lo, hi = np.searchsorted(chosen, [start, start + unit.rows])
         if hi > lo:
-            out.append(read_unit(unit, columns)[chosen[lo:hi] - start])
+            X, names = read_unit(unit, columns, domain_column)
+            out.append(X[chosen[lo:hi] - start])
+            if names is not None:
+                labels.append(names[chosen[lo:hi] - start])
         start += unit.rows
-    return np.concatenate(out) if out else np.empty((0, len(columns)))
+    rows = np.concatenate(out) if out else np.empty((0, len(columns)))
+    if domain_column is None:
+        return rows, None
+    return rows, np.concatenate(labels) if labels else np.empty(0, dtype=object)
+
+
+def shard_domains(units: Sequence[Unit], column: str) -> dict[str, int]:
+    """Rows per domain label in the shard ``units`` (one read of the domain column per unit)."""
+    counts: dict[str, int] = {}
+    for unit in units:
+        names, n = np.unique(read_domains(unit, column), return_counts=True)
+        for name, c in zip(names, n, strict=True):
+            counts[str(name)] = counts.get(str(name), 0) + int(c)
+    return counts
 
 
 def fingerprint(units: Sequence[Unit]) -> str:

@@ -20,15 +20,18 @@ the next step from the same state (see ``carry``).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
+import torch.distributed.nn.functional as dist_nn
 from torch import Tensor, nn
 
+from flowad.bijections.adabn import MIN_BATCH_COUNT, AdaptiveBatchNorm
 from flowad.training.loop import n_kept
 
-__all__ = ["global_trimmed_loss", "flat_buffers", "set_buffers", "spectral_buffers"]
+__all__ = ["SyncedAdaptiveBatchNorm", "global_trimmed_loss", "flat_buffers", "set_buffers", "spectral_buffers"]
 
 
 #: One all-gather into one tensor (named all_gather_into_tensor before torch 2.13).
@@ -120,3 +123,34 @@ def set_buffers(slots: list[tuple[nn.Module, str]], flat: Tensor) -> None:
         m._buffers[name] = flat[start : start + n].view_as(old).to(old.dtype).clone()
         start += n
 
+
+
+def _sum_over_ranks(t: Tensor) -> Tensor:
+    """The sum of ``t`` over the ranks, differentiable (its gradient is summed over the ranks too)."""
+    with warnings.catch_warnings():  # torch 2.13 deprecates it for a private successor; same semantics
+        warnings.simplefilter("ignore", FutureWarning)
+        return dist_nn.all_reduce(t)
+
+
+class SyncedAdaptiveBatchNorm(AdaptiveBatchNorm):
+    """AdaBN whose train-mode per-domain statistics are those of the *global* batch.
+
+    Like ``torch.nn.SyncBatchNorm``, but per domain: the per-domain count and sum, then the sum of
+    squared deviations from the global mean, are summed over the ranks with the differentiable
+    ``torch.distributed.nn.functional.all_reduce`` (two collectives per layer and forward pass;
+    two passes, as the one-process layer computes its variance), so gradients flow through the
+    statistics to every rank's rows. A domain with fewer than ``MIN_BATCH_COUNT`` rows in the
+    global batch uses its stored statistics. The stored statistics are not changed, so they stay
+    identical on every rank. Training swaps the layers' class to this one and back.
+    """
+
+    def _batch_statistics(self, x: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
+        k = self.n_domains
+        ctx = context if context is not None else torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+        counts = torch.bincount(ctx, minlength=k).to(x.dtype).unsqueeze(1)
+        total = _sum_over_ranks(torch.cat([counts, x.new_zeros(k, self.features).index_add(0, ctx, x)], dim=1))
+        n = total[:, :1].clamp_min(1)
+        mean = total[:, 1:] / n
+        var = _sum_over_ranks(x.new_zeros(k, self.features).index_add(0, ctx, (x - mean[ctx]).square())) / n
+        few = total[:, :1] < MIN_BATCH_COUNT
+        return torch.where(few, self.running_mean, mean), torch.where(few, self.running_var, var)

@@ -23,13 +23,30 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from flowad.bijections import Whitening
+from flowad.bijections import AdaptiveBatchNorm, Whitening
 from flowad.detectors import DETECTOR_REGISTRY
 from flowad.detectors._base import resolve_device, seed_from, seeded_torch
+from flowad.detectors._domains import DEFAULT_DOMAIN, MIN_ADAPT_SAMPLES, _few_rows_message, reservoir_merge
 from flowad.distributed._checkpoint import read_checkpoint, write_checkpoint
-from flowad.distributed._data import ShardStream, draw_sample, fingerprint, folder_units, preview, rng_for, shard
-from flowad.distributed._loss import flat_buffers, global_trimmed_loss, set_buffers, spectral_buffers
+from flowad.distributed._data import (
+    ShardStream,
+    draw_sample,
+    fingerprint,
+    folder_units,
+    preview,
+    rng_for,
+    shard,
+    shard_domains,
+)
+from flowad.distributed._loss import (
+    SyncedAdaptiveBatchNorm,
+    flat_buffers,
+    global_trimmed_loss,
+    set_buffers,
+    spectral_buffers,
+)
 from flowad.exceptions import FlowadError, InputError
+from flowad.flows.adaflow import adabn_layers, update_statistics
 from flowad.io.persistence import params_to_json
 from flowad.io.tables import read_table
 from flowad.nn.mlp import refine_spectral_norms
@@ -38,8 +55,8 @@ from flowad.training.loop import DIVERGENCE_FACTOR, _diverged, _exploded, valida
 
 __all__ = ["SUPPORTED_MODELS", "Job", "RankFailedError", "checkpoint_stat", "default_checkpoint", "resume_hint", "run_from_env"]
 
-#: Detectors that train under DDP. AdaFlow (per-domain batch norm) is not supported yet.
-SUPPORTED_MODELS = ("robust-realnvp", "trim-realnvp", "realnvp")
+#: Detectors that train under DDP (AdaFlow with its per-domain batch statistics synchronised).
+SUPPORTED_MODELS = ("robust-realnvp", "trim-realnvp", "realnvp", "adaflow")
 
 
 #: Phases of a training step timed on every rank and written to the log (seconds, cumulative):
@@ -85,6 +102,7 @@ class Job:
     progress: bool = False
     timeout_s: float = 300.0
     result: str | None = None
+    domain_column: str | None = None
     #: Testing hooks: ``(rank, step)`` at which that rank kills itself (SIGKILL) before the step;
     #: a folder where every rank writes its final state dict (``rank{r}.pt``).
     fail_at: tuple[int, int] | None = None
@@ -102,8 +120,8 @@ class _LogProb(nn.Module):
         super().__init__()
         self.flow = flow
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.flow.log_prob(x)
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        return self.flow.log_prob(x, context)
 
 
 def default_columns(data: str, exclude: tuple[str, ...]) -> list[str]:
@@ -225,18 +243,23 @@ def _broadcast(obj: Any, src: int = 0) -> Any:
 def _run_rank(job: Job, device: torch.device) -> dict[str, Any] | None:
     rank, world = dist.get_rank(), dist.get_world_size()
     if job.model not in SUPPORTED_MODELS:
-        raise InputError(
-            f"DDP training supports {list(SUPPORTED_MODELS)}, not {job.model!r} (per-domain batch statistics are not "
-            "synchronised across processes yet); train it in one process without --nproc."
-        )
+        raise InputError(f"DDP training supports {list(SUPPORTED_MODELS)}, not {job.model!r}.")
+    multi = job.model == "adaflow"
+    if job.domain_column is not None and not multi:
+        raise InputError(f"A domain column applies to multi-domain models (adaflow); {job.model} models one domain.")
+    if multi and job.validation:
+        raise InputError("A validation file is not supported for adaflow under DDP (its rows have no domains).")
     det = DETECTOR_REGISTRY[job.model](**job.params)
     det._validate_params()
-    if det.early_stopping:
+    if getattr(det, "early_stopping", False):
         raise InputError("early_stopping is not supported by DDP training; pass a validation file to watch the validation NLL instead.")
     seed = _broadcast(seed_from(det.random_state) if rank == 0 else None)  # random_state=None: one seed for all ranks
     units = folder_units(job.data)
     columns = list(job.columns) if job.columns else default_columns(job.data, tuple(job.exclude))
     mine = shard(units, rank, world)
+    if multi:
+        det.domains_ = _domain_list(job, mine, world, rank)
+    index = {name: k for k, name in enumerate(getattr(det, "domains_", []))}
     local_bs = int(det.batch_size) // world
     if local_bs < 1:
         raise InputError(f"batch_size={det.batch_size} is smaller than the {world} processes; each needs at least one row per step.")
@@ -245,10 +268,12 @@ def _run_rank(job: Job, device: torch.device) -> dict[str, Any] | None:
     total_steps = int(det.epochs) * steps_per_epoch
 
     # Standardization: the same statistics on every rank, from the union of per-rank samples.
-    sample = draw_sample(mine, columns, math.ceil(job.sample_rows / world), seed, rank)
+    sample = draw_sample(mine, columns, math.ceil(job.sample_rows / world), seed, rank, job.domain_column)
     gathered: list[Any] = [None] * world
     dist.all_gather_object(gathered, sample)
-    union = np.concatenate(gathered)
+    union = np.concatenate([g[0] for g in gathered])
+    union_ctx = (np.zeros(union.shape[0], dtype=np.int64) if job.domain_column is None
+                 else np.concatenate([[index[n] for n in g[1]] for g in gathered]).astype(np.int64))
     del gathered, sample
     if union.shape[0] < 2:
         raise InputError(f"The data holds {union.shape[0]} row(s); training needs at least 2.")
@@ -264,13 +289,20 @@ def _run_rank(job: Job, device: torch.device) -> dict[str, Any] | None:
     Z_sample = det._standardize_training(union).detach().cpu().double().numpy()
     kept = ~det.constant_features_
     widths = dequantization_widths(Z_sample) if getattr(det, "dequantize", False) else np.zeros(int(kept.sum()))
-    det.dequantize_widths_ = np.zeros(len(columns))
-    det.dequantize_widths_[kept] = widths * det.scale_[kept]
-    if rank != 0:
-        del union
+    if not multi:
+        det.dequantize_widths_ = np.zeros(len(columns))
+        det.dequantize_widths_[kept] = widths * det.scale_[kept]
 
     with seeded_torch(seed, device):
         flow = det._build_flow(int(kept.sum())).to(device=device, dtype=det.torch_dtype_)
+    if multi:  # as AdaFlow.fit: every domain's statistics under the initial weights, here from the union
+        Z_union = torch.as_tensor(Z_sample, dtype=det.torch_dtype_, device=device)
+        flow.eval()
+        for k in range(len(det.domains_)):
+            update_statistics(flow.bijection, Z_union[torch.as_tensor(union_ctx == k, device=device)], k)
+        del Z_union
+    if rank != 0:
+        del union
     if getattr(det, "whiten", False):
         loc, cov = robust_covariance(Z_sample, det.trim_ratio_)
         cov[np.diag_indices_from(cov)] += widths**2 / 12.0  # variance of the uniform noise, as the one-process fit
@@ -279,8 +311,12 @@ def _run_rank(job: Job, device: torch.device) -> dict[str, Any] | None:
     dequantize = torch.as_tensor(widths, dtype=det.torch_dtype_, device=device) if widths.any() else None
     params = [p for p in flow.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=float(det.lr), weight_decay=float(det.weight_decay))
-    config = det._train_config(trim_ratio=det.trim_ratio_, noise_std=float(det.noise_std), patience=int(det.n_iter_no_change))
+    if multi:  # untrimmed maximum likelihood, as AdaFlow.fit
+        config = det._train_config(trim_ratio=0.0)
+    else:
+        config = det._train_config(trim_ratio=det.trim_ratio_, noise_std=float(det.noise_std), patience=int(det.n_iter_no_change))
     settings = _settings(job, det, columns, seed, world, fingerprint(units), local_bs, total_steps)
+    settings["domains"] = list(getattr(det, "domains_", []))
 
     start_step, history, epoch_sum, initial, train_s = 0, [], 0.0, None, 0.0
     if job.resume:
@@ -297,7 +333,11 @@ def _run_rank(job: Job, device: torch.device) -> dict[str, Any] | None:
     ddp = DistributedDataParallel(_LogProb(flow), device_ids=[device.index] if device.type == "cuda" else None, **no_sync)
     validation = _validation_rows(job, det, columns) if rank == 0 and job.validation else None
     log = open(job.log, "a") if rank == 0 and job.log else None  # noqa: SIM115 - closed in finally
-    stream = ShardStream(mine, columns, local_bs, seed, rank).batches(start_step)
+    stream = ShardStream(mine, columns, local_bs, seed, rank,
+                         None if job.domain_column is None else (job.domain_column, index)).batches(start_step)
+    synced = adabn_layers(flow.bijection) if multi and world > 1 else []
+    for layer in synced:  # per-domain batch statistics of the global batch (see SyncedAdaptiveBatchNorm)
+        layer.__class__ = SyncedAdaptiveBatchNorm
     sizes = [local_bs] * world
     bar = _progress_bar(job, total_steps, start_step, world) if rank == 0 else None
     slots = spectral_buffers(flow, det.torch_dtype_)
@@ -310,7 +350,9 @@ def _run_rank(job: Job, device: torch.device) -> dict[str, Any] | None:
             if job.fail_at is not None and tuple(job.fail_at) == (rank, step):
                 os.kill(os.getpid(), signal.SIGKILL)
             t0 = time.perf_counter()
-            xb = det._standardize_training(next(stream))
+            X, labels = next(stream)
+            xb = det._standardize_training(X)
+            ctx = None if labels is None else torch.as_tensor(labels, device=device)
             if config.noise_std > 0:
                 g = torch.Generator(device=device).manual_seed(int(rng_for(seed, rank, step, 7).integers(2**62)))
                 xb = xb + config.noise_std * torch.randn(xb.shape, generator=g, device=device, dtype=xb.dtype)
@@ -318,7 +360,7 @@ def _run_rank(job: Job, device: torch.device) -> dict[str, Any] | None:
                 g = torch.Generator(device=device).manual_seed(int(rng_for(seed, rank, step, 8).integers(2**62)))
                 xb = xb + (torch.rand(xb.shape, generator=g, device=device, dtype=xb.dtype) - 0.5) * dequantize
             t1 = time.perf_counter()
-            nll = -ddp(xb)
+            nll = -ddp(xb, ctx)
             t2 = time.perf_counter()
             # One collective: every rank's losses, and rank 0's spectral-norm vectors as this forward left them.
             loss, value, carried = global_trimmed_loss(nll, config.trim_ratio, sizes=sizes, carry=flat_buffers(slots))
@@ -378,6 +420,9 @@ def _run_rank(job: Job, device: torch.device) -> dict[str, Any] | None:
             log.close()
         if bar is not None:
             bar.close()
+        for layer in synced:
+            layer.__class__ = AdaptiveBatchNorm
+        del ddp  # freed while the process group lives (DDP's reducer can hang when freed after it)
     refine_spectral_norms(flow)
     flow.eval()
     if job.state_dir:
@@ -387,17 +432,64 @@ def _run_rank(job: Job, device: torch.device) -> dict[str, Any] | None:
         return None
     det.flow_ = flow
     det.history_ = history
-    det._calibrate(union)
+    if multi:
+        _calibrate_domains(det, flow, history, det._standardize_training(union), union_ctx)
+    else:
+        det._calibrate(union)
     det.save(job.output)
     summary = {
         "output": str(job.output), "checkpoint": job.checkpoint_path, "model": job.model, "rows": int(total_rows),
         "features": len(columns), "columns": columns, "world_size": world, "steps": total_steps, "global_batch": local_bs * world,
         "threshold": float(det.threshold_), "history": history, "calibration_rows": int(union.shape[0]), "train_s": train_s,
+        "domains": list(getattr(det, "domains_", [])),
     }
     if job.result:
         Path(job.result).write_text(json.dumps(summary))
     dist.barrier()
     return summary
+
+
+def _domain_list(job: Job, mine: list[Any], world: int, rank: int) -> list[str]:
+    """The sorted domain names of all ranks' shards (``"default"`` without a domain column), each
+    with at least 2 rows, as ``AdaFlow.fit`` requires (a warning below ``MIN_ADAPT_SAMPLES``)."""
+    if job.domain_column is None:
+        return [DEFAULT_DOMAIN]
+    gathered: list[Any] = [None] * world
+    dist.all_gather_object(gathered, shard_domains(mine, job.domain_column))
+    counts: dict[str, int] = {}
+    for part in gathered:
+        for name, n in part.items():
+            counts[name] = counts.get(name, 0) + n
+    few = [(name, n) for name, n in sorted(counts.items()) if n < 2]
+    if few:
+        raise InputError(f"Every domain needs at least 2 rows to estimate its statistics; got {few}.")
+    if rank == 0:
+        for name, n in sorted(counts.items()):
+            if n < MIN_ADAPT_SAMPLES:
+                warnings.warn(_few_rows_message(name, n), UserWarning, stacklevel=2)
+    return sorted(counts)
+
+
+def _calibrate_domains(det: Any, flow: Any, history: list[float], Z: Tensor, labels: np.ndarray) -> None:
+    """What ``AdaFlow.fit`` does after training, on the calibration rows ``Z`` (the union sample):
+    every domain's AdaBN statistics (and mixture) exactly over its rows, their scores, and the
+    per-domain thresholds read from them."""
+    det._train = lambda *args, **kwargs: history  # training is done: _fit_model only sets the statistics
+    try:
+        log_density = det._fit_model(flow, Z, torch.as_tensor(labels, device=Z.device), None)
+    finally:
+        del det._train
+    det.flow_ = flow.eval()
+    scores = -(log_density.detach().double().cpu().numpy() + det._score_offset)
+    det._check_scores(scores)
+    det.decision_scores_ = scores
+    det.thresholds_, det.domain_counts_, det._calibration = {}, {}, {}
+    for k, name in enumerate(det.domains_):
+        own = scores[labels == k]
+        det._set_domain(name, reservoir_merge(np.empty(0), 0, own), own.size)
+    det.threshold_ = (float(det.threshold) if det.threshold is not None
+                      else float(np.percentile(scores, 100.0 * (1.0 - det.contamination))))
+    det.labels_ = (scores > np.array([det.thresholds_[n] for n in det.domains_])[labels]).astype(np.int64)
 
 
 def _progress_bar(job: Job, total: int, start: int, world: int) -> Any:

@@ -19,12 +19,14 @@ from flowad import RobustRealNVP
 from flowad.bijections import Whitening
 from flowad.cli import app
 from flowad.detectors._base import seeded_torch
+from flowad.detectors._domains import clone_flow
 from flowad.distributed import RankFailedError, fit_distributed
 from flowad.distributed._data import ShardStream, draw_sample, folder_units, shard
 from flowad.distributed._launch import launch
-from flowad.distributed._loss import global_trimmed_loss
+from flowad.distributed._loss import SyncedAdaptiveBatchNorm, global_trimmed_loss
 from flowad.distributed._train import _LogProb
 from flowad.exceptions import InputError
+from flowad.flows.adaflow import adabn_layers, build_adaflow, update_statistics
 from flowad.flows.realnvp import build_realnvp
 from flowad.nn.mlp import refine_spectral_norms
 from flowad.training.loop import trimmed_mean
@@ -33,8 +35,10 @@ pytest.importorskip("pyarrow")
 
 COLS = ["a", "b", "c"]
 # float64 so that the comparison with one process is tight; 0.1 of every batch trimmed.
+# Whitening and dequantization off: the one-process reference below replays the loop only (their
+# statistics have their own test; dequantization noise is drawn per rank).
 PARAMS = {"epochs": 2, "batch_size": 64, "random_state": 3, "contamination": 0.1, "dtype": "float64", "device": "cpu",
-          "n_couplings": 2, "hidden": (16,)}
+          "n_couplings": 2, "hidden": (16,), "whiten": False, "dequantize": False}
 
 
 def _folder(root: Path) -> Path:
@@ -73,6 +77,7 @@ def _loss_rank(out: str, n: int, trim: float) -> None:
         ddp = DistributedDataParallel(_LogProb(flow))
         loss, value, _ = global_trimmed_loss(-ddp(X[rank * n : (rank + 1) * n]), trim)
         loss.backward()
+        del ddp  # before the process group goes: DDP's reducer can hang when freed after it
         torch.save({"value": value, "grads": [p.grad for p in flow.parameters()]}, Path(out, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
@@ -103,13 +108,55 @@ def test_global_trimmed_loss_equals_one_process_on_the_global_batch(tmp_path):
     assert per_rank > float(ref.detach()) + 1.0
 
 
+def _adabn_rank(out: str) -> None:
+    dist.init_process_group("gloo")
+    try:
+        rank = dist.get_rank()
+        X, ctx = _domain_batch()
+        with seeded_torch(1, torch.device("cpu")):
+            flow = build_adaflow(3, n_domains=3, n_couplings=1, hidden=(8,)).double()
+        for layer in adabn_layers(flow.bijection):
+            layer.__class__ = SyncedAdaptiveBatchNorm
+        flow.train()
+        ddp = DistributedDataParallel(_LogProb(flow))
+        mine = slice(0, 20) if rank == 0 else slice(20, 40)
+        loss, value, _ = global_trimmed_loss(-ddp(X[mine], ctx[mine]), 0.0)
+        loss.backward()
+        del ddp  # before the process group goes: DDP's reducer can hang when freed after it
+        torch.save({"value": value, "grads": [p.grad for p in flow.parameters()]}, Path(out, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def _domain_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    rng = np.random.default_rng(8)
+    ctx = np.r_[np.zeros(19), 2, np.ones(18), 2, 0].astype(np.int64)  # domain 2: one row on each rank; domain 0 mostly rank 0's
+    X = rng.normal(size=(40, 3)) + ctx[:, None] * [2.0, -1.0, 0.5]
+    return torch.from_numpy(X), torch.from_numpy(ctx)
+
+
+def test_adabn_statistics_of_the_global_batch_give_one_process_gradients(tmp_path):
+    launch(_adabn_rank, (str(tmp_path),), 2, threads=1)
+    X, ctx = _domain_batch()
+    with seeded_torch(1, torch.device("cpu")):
+        flow = build_adaflow(3, n_domains=3, n_couplings=1, hidden=(8,)).double()
+    flow.train()
+    ref = (-flow.log_prob(X, ctx)).mean()
+    ref.backward()
+    for rank in (0, 1):
+        got = torch.load(tmp_path / f"rank{rank}.pt")
+        assert got["value"] == pytest.approx(float(ref.detach()), abs=1e-10)
+        for g, p in zip(got["grads"], flow.parameters(), strict=True):
+            torch.testing.assert_close(g, p.grad, atol=1e-10, rtol=1e-8)
+
+
 # -------------------------------------------------------- training against one process
 def _reference(folder: Path) -> tuple[list[float], dict[str, torch.Tensor]]:
     """One process stepping through the same global batches (rank 0's rows, then rank 1's)."""
     det = RobustRealNVP(**PARAMS)
     units = folder_units(folder)
     shards = [shard(units, r, 2) for r in (0, 1)]
-    union = np.concatenate([draw_sample(s, COLS, 50_000, 3, r) for r, s in enumerate(shards)])
+    union = np.concatenate([draw_sample(s, COLS, 50_000, 3, r)[0] for r, s in enumerate(shards)])
     det.n_features_in_, det.device_ = 3, torch.device("cpu")
     det._fit_standardization(union)
     with seeded_torch(3, torch.device("cpu")):
@@ -121,7 +168,7 @@ def _reference(folder: Path) -> tuple[list[float], dict[str, torch.Tensor]]:
     history, total = [], 0.0
     flow.train()
     for step in range(1, 2 * steps_per_epoch + 1):
-        Z = det._standardize_training(np.concatenate([next(s) for s in streams]))
+        Z = det._standardize_training(np.concatenate([next(s)[0] for s in streams]))
         loss = trimmed_mean(-flow.log_prob(Z), 0.1)
         opt.zero_grad()
         loss.backward()
@@ -221,8 +268,8 @@ def test_a_bad_row_group_in_one_ranks_shard_stops_the_run_naming_it(tmp_path):
 
 # ------------------------------------------------------------------ errors without ranks
 def test_unsupported_models_and_too_few_units_give_clear_errors(folder, tmp_path):
-    with pytest.raises(InputError, match="DDP training supports .* not 'adaflow'"):
-        fit_distributed(folder, tmp_path / "m.flowad", model="adaflow", nproc=2)
+    with pytest.raises(InputError, match="DDP training supports .* not 'glow'"):
+        fit_distributed(folder, tmp_path / "m.flowad", model="glow", nproc=2)
     with pytest.raises(InputError, match="6 file.* for 8 processes"):
         shard(folder_units(folder), 0, 8)
     with pytest.raises(InputError, match="does not exist"):
@@ -233,9 +280,9 @@ def test_shard_streams_are_round_robin_and_resume_at_any_step(folder):
     units = folder_units(folder)
     assert [u.index for u in shard(units, 1, 2)] == [1, 3, 5]
     stream = ShardStream(shard(units, 0, 2), COLS, 50, 7, 0)
-    batches = [b for _, b in zip(range(12), stream.batches(), strict=False)]  # 600 rows: past the 240-row shard twice
+    batches = [b for _, (b, _) in zip(range(12), stream.batches(), strict=False)]  # 600 rows: past the 240-row shard twice
     assert all(b.shape == (50, 3) for b in batches)
-    assert np.array_equal(np.concatenate(batches[5:]), np.concatenate([b for _, b in zip(range(7), stream.batches(5), strict=False)]))
+    assert np.array_equal(np.concatenate(batches[5:]), np.concatenate([b for _, (b, _) in zip(range(7), stream.batches(5), strict=False)]))
     one_pass = np.concatenate(batches)[:240]
     assert np.array_equal(np.sort(one_pass, axis=0), np.sort(np.concatenate([pd.read_parquet(folder / f"part{i}.parquet").to_numpy()[:80] for i in range(3)]), axis=0))
 
@@ -255,10 +302,41 @@ def test_cli_fit_with_nproc_writes_a_model_that_score_reads(folder, tmp_path):
     assert scores["anomaly_score"][:12].mean() > scores["anomaly_score"][12:].mean()  # the planted cluster scores high
 
 
+def test_cli_fit_adaflow_with_domains_on_two_processes(tmp_path):
+    rng = np.random.default_rng(6)
+    folder = tmp_path / "sites"
+    folder.mkdir()
+    frames = []
+    for i in range(2):
+        site = np.where(rng.random(150) < 0.5, "north", "south")
+        X = rng.normal(size=(150, 3)) + (site == "south")[:, None] * [3.0, -2.0, 1.0]
+        frame = pd.DataFrame(X, columns=COLS).assign(site=site)
+        frame.to_parquet(folder / f"p{i}.parquet", row_group_size=75)
+        frames.append(frame)
+    model = tmp_path / "ada.flowad"
+    res = CliRunner().invoke(app, ["fit", str(folder), "-o", str(model), "--model", "adaflow", "--domain-column", "site",
+                                   "--nproc", "2", "--epochs", "2", "--set", "batch_size=64"])
+    assert res.exit_code == 0, res.output
+    assert "domains ['north', 'south']" in res.output
+    det = flowad.load(model)
+    assert det.domains_ == ["north", "south"] and list(det.feature_names_in_) == COLS
+    data = pd.concat(frames, ignore_index=True)
+    # The stored statistics are those of each domain's rows under the trained weights (every row sampled here).
+    for k, name in enumerate(det.domains_):
+        flow = clone_flow(det.flow_)
+        update_statistics(flow.bijection, det._standardize_training(data.loc[data.site == name, COLS].to_numpy()), k)
+        for ours, exact in zip(adabn_layers(det.flow_.bijection), adabn_layers(flow.bijection), strict=True):
+            torch.testing.assert_close(ours.running_mean[k], exact.running_mean[k], rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(ours.running_var[k], exact.running_var[k], rtol=1e-4, atol=1e-5)
+    res = CliRunner().invoke(app, ["score", str(model), str(folder / "p0.parquet"), "--domain-column", "site", "-o", str(tmp_path / "s.csv")])
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_csv(tmp_path / "s.csv")) == 150
+
+
 def test_cli_ddp_errors_are_one_line(folder, tmp_path):
     runner = CliRunner()
     res = runner.invoke(app, ["fit", str(folder), "-o", str(tmp_path / "m.flowad"), "--nproc", "2", "--columns", "a,zz"])
     assert res.exit_code == 2
     assert res.output.strip().startswith("flowad: error: Columns ['zz'] are not in the data (--columns)")
-    res = runner.invoke(app, ["fit", str(folder), "-o", str(tmp_path / "m.flowad"), "--nproc", "2", "--model", "adaflow"])
-    assert res.exit_code == 2 and "DDP training (--nproc, --resume or a folder as DATA) supports" in res.output
+    res = runner.invoke(app, ["fit", str(folder), "-o", str(tmp_path / "m.flowad"), "--nproc", "2", "--domain-column", "a"])
+    assert res.exit_code == 2 and "--domain-column applies to multi-domain models (--model adaflow)" in res.output
