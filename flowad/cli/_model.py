@@ -71,7 +71,7 @@ def fit(
     epochs: int = typer.Option(None, help="Training epochs."),
     seed: int = typer.Option(0, help="Random seed (same seed, same model)."),
     set_: list[str] = typer.Option([], "--set", help="Any other hyper-parameter as KEY=VALUE (JSON values), repeatable, e.g. --set hidden=[128,128]."),
-    nproc: int = typer.Option(None, "--nproc", min=1, help="Train with PyTorch DDP on N local processes, each streaming its own files/row groups of DATA (a folder of Parquet/CSV files, or one such file); RealNVP family only."),
+    nproc: int = typer.Option(None, "--nproc", min=1, help="Train with PyTorch DDP on N local processes, each streaming its own files/row groups of DATA (a folder of Parquet/CSV files, or one such file); RealNVP family and adaflow (with --domain-column)."),
     resume: Path = typer.Option(None, "--resume", metavar="CHECKPOINT", help="DDP: continue an interrupted run from its checkpoint (OUTPUT.ckpt; same data, options and --nproc)."),
     checkpoint_every: int = typer.Option(100, "--checkpoint-every", min=0, help="DDP: steps between checkpoints (OUTPUT.ckpt, written atomically by rank 0; 0: only at the end)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
