@@ -38,6 +38,8 @@ What each rank does, and why the result is that of one process with the global b
   all-reduces, like ``SyncBatchNorm`` per domain); the stored statistics are set, as
   ``AdaFlow.fit`` sets them, from the union sample (before training, and exactly over each
   domain's sampled rows after it, with the mixture and the per-domain thresholds).
+
+Needs pandas and pyarrow (the ``parquet`` extra: ``pip install 'flowad[parquet]'``).
 """
 
 from __future__ import annotations

@@ -331,6 +331,14 @@ def test_cli_fit_adaflow_with_domains_on_two_processes(tmp_path):
     res = CliRunner().invoke(app, ["score", str(model), str(folder / "p0.parquet"), "--domain-column", "site", "-o", str(tmp_path / "s.csv")])
     assert res.exit_code == 0, res.output
     assert len(pd.read_csv(tmp_path / "s.csv")) == 150
+    # Resuming from the final checkpoint (domains part of the run's settings) rebuilds the same model.
+    res = CliRunner().invoke(app, ["fit", str(folder), "-o", str(tmp_path / "again.flowad"), "--model", "adaflow", "--domain-column", "site",
+                                   "--nproc", "2", "--epochs", "2", "--set", "batch_size=64", "--resume", f"{model}.ckpt", "-q"])
+    assert res.exit_code == 0, res.output
+    again = flowad.load(tmp_path / "again.flowad")
+    for key, value in det.flow_.state_dict().items():
+        torch.testing.assert_close(again.flow_.state_dict()[key], value, rtol=0, atol=0)
+    assert again.thresholds_ == det.thresholds_
 
 
 def test_cli_ddp_errors_are_one_line(folder, tmp_path):
