@@ -204,20 +204,25 @@ class DomainDetector(BaseFlowDetector):
         flow, generator = self._new_flow(Z, seed)
         log_density = self._fit_model(flow, Z, context, generator)
         self.flow_ = flow.eval()
+        self._calibrate_domains(log_density, labels)
+        return self
+
+    def _calibrate_domains(self, log_density: torch.Tensor, labels: np.ndarray) -> None:
+        """Training scores, per-domain thresholds and labels from the training rows' model
+        log-density (``labels``: each row's domain index into ``domains_``)."""
         scores = -(log_density.detach().double().cpu().numpy() + self._score_offset)
         self._check_scores(scores)
         self.decision_scores_ = scores
         self.thresholds_, self.domain_counts_, self._calibration = {}, {}, {}
-        for k, name in enumerate(names):
+        for k, name in enumerate(self.domains_):
             mine = scores[labels == k]
             self._set_domain(name, reservoir_merge(np.empty(0), 0, mine), mine.size)
         self.threshold_ = (
             float(self.threshold) if self.threshold is not None
             else float(np.percentile(scores, 100.0 * (1.0 - self.contamination)))
         )
-        per_row = np.array([self.thresholds_[n] for n in names])[labels]
+        per_row = np.array([self.thresholds_[n] for n in self.domains_])[labels]
         self.labels_ = (scores > per_row).astype(np.int64)
-        return self
 
     def fit_predict(self, X: Any, y: Any = None, *, domains: Any = None) -> np.ndarray:
         """Fit and return the 0/1 labels of the training rows (each against its domain's threshold)."""

@@ -26,7 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from flowad.bijections import AdaptiveBatchNorm, Whitening
 from flowad.detectors import DETECTOR_REGISTRY
 from flowad.detectors._base import resolve_device, seed_from, seeded_torch
-from flowad.detectors._domains import DEFAULT_DOMAIN, MIN_ADAPT_SAMPLES, _few_rows_message, reservoir_merge
+from flowad.detectors._domains import DEFAULT_DOMAIN, MIN_ADAPT_SAMPLES, _few_rows_message
 from flowad.distributed._checkpoint import read_checkpoint, write_checkpoint
 from flowad.distributed._data import (
     ShardStream,
@@ -480,16 +480,7 @@ def _calibrate_domains(det: Any, flow: Any, history: list[float], Z: Tensor, lab
     finally:
         del det._train
     det.flow_ = flow.eval()
-    scores = -(log_density.detach().double().cpu().numpy() + det._score_offset)
-    det._check_scores(scores)
-    det.decision_scores_ = scores
-    det.thresholds_, det.domain_counts_, det._calibration = {}, {}, {}
-    for k, name in enumerate(det.domains_):
-        own = scores[labels == k]
-        det._set_domain(name, reservoir_merge(np.empty(0), 0, own), own.size)
-    det.threshold_ = (float(det.threshold) if det.threshold is not None
-                      else float(np.percentile(scores, 100.0 * (1.0 - det.contamination))))
-    det.labels_ = (scores > np.array([det.thresholds_[n] for n in det.domains_])[labels]).astype(np.int64)
+    det._calibrate_domains(log_density, labels)
 
 
 def _progress_bar(job: Job, total: int, start: int, world: int) -> Any:
