@@ -268,8 +268,10 @@ class AdaFlow(DomainDetector):
 
     @property
     def _rule(self) -> str:
-        # set_params after fit/load may leave an invalid value unchecked until the next fit
-        return getattr(self, "mixture_selection", "target")
+        # checked here too: set_params after fit or load is not validated until the next fit
+        r = getattr(self, "mixture_selection", "target")
+        _check_param("mixture_selection", r, isinstance(r, str) and r in SELECTION_RULES, "'target' or 'likelihood'")
+        return r
 
     def _weight(self, state: DomainMixture) -> float:
         """The flow weight of a domain's mixture under this model's ``mixture_selection``: derived

@@ -93,9 +93,12 @@ def test_partial_and_streamed_adaptation_follow_the_rule(fitted: AdaFlow, data: 
     np.testing.assert_allclose(streamed.decision_function(data["c_test"], domain="s"), det.decision_function(data["c_test"], domain="s"), rtol=1e-6)
 
 
-def test_invalid_rule_is_refused_at_fit(data: dict) -> None:
+def test_invalid_rule_is_refused_at_fit_and_after_set_params(fitted: AdaFlow, data: dict) -> None:
     with pytest.raises(InputError, match="mixture_selection"):
         AdaFlow(epochs=1, mixture_selection="auto").fit(data["a"])
+    det = copy.deepcopy(fitted).set_params(mixture_selection="auto")
+    with pytest.raises(InputError, match="mixture_selection must be 'target' or 'likelihood', got 'auto'"):
+        det.decision_function(data["c_test"], domain="a")
 
 
 def test_model_files_keep_the_rule_and_format_one_files_score_as_saved(fitted: AdaFlow, data: dict, tmp_path: Path) -> None:
