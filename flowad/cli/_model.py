@@ -85,33 +85,13 @@ def fit(
         _fit_ddp(data, output, model, columns, id_column, label_column, domain_column, contamination, epochs, seed, set_,
                  nproc, resume, checkpoint_every, quiet)
         return
-    if domain_column is not None and model != "adaflow":
-        raise InputError(
-            f"--domain-column applies to multi-domain models (--model adaflow); {model} models one domain. "
-            "Drop --domain-column, or use --model adaflow."
-        )
+    _check_domain_option(model, domain_column)
     check_output(output)
     frame = read_table(data)
-    feature_columns = split_columns(columns)
-    check_columns(frame, columns=feature_columns, id_column=id_column, label_column=label_column, domain_column=domain_column)
+    feature_columns, left_out = _fit_features(frame, model, columns, id_column, label_column, domain_column)
     domains = require_column(frame, domain_column, "Domain")
-    if model == "adaflow" and domains is None:
-        warnings.warn("adaflow without --domain-column: all rows form one domain named 'default'.", UserWarning, stacklevel=1)
-    exclude = [c for c in (id_column, label_column, domain_column) if c]
-    left_out: list[str] = []
-    if feature_columns is None:
-        feature_columns, left_out = default_features(frame, exclude)
     X = check_numeric(frame[feature_columns])
-    params = {"random_state": seed, **_parse_set(set_)}
-    if contamination is not None:
-        params["contamination"] = contamination
-    if epochs is not None:
-        params["epochs"] = epochs
-    cls = DETECTOR_REGISTRY[model]
-    unknown = sorted(set(params) - set(cls().get_params()))
-    if unknown:
-        raise InputError(f"Unknown hyper-parameter(s) {unknown} for {model}; valid: {sorted(cls().get_params())}.")
-    det = cls(**params)
+    det = DETECTOR_REGISTRY[model](**_fit_params(model, seed, set_, contamination, epochs))
     with progress(not quiet, f"fit {model}"):
         if domains is not None:
             det.fit(X, domains=domains)
@@ -127,6 +107,42 @@ def fit(
         )
 
 
+def _check_domain_option(model: str, domain_column: str | None) -> None:
+    if domain_column is not None and model != "adaflow":
+        raise InputError(
+            f"--domain-column applies to multi-domain models (--model adaflow); {model} models one domain. "
+            "Drop --domain-column, or use --model adaflow."
+        )
+
+
+def _fit_features(frame: Any, model: str, columns: str | None, id_column: str | None, label_column: str | None,
+                  domain_column: str | None) -> tuple[list[Any], list[str]]:
+    """The feature columns of ``flowad fit`` (checked against ``frame``) and the text columns left out."""
+    feature_columns = split_columns(columns)
+    check_columns(frame, columns=feature_columns, id_column=id_column, label_column=label_column, domain_column=domain_column)
+    if model == "adaflow" and domain_column is None:
+        warnings.warn("adaflow without --domain-column: all rows form one domain named 'default'.", UserWarning, stacklevel=1)
+    left_out: list[str] = []
+    if feature_columns is None:
+        exclude = [c for c in (id_column, label_column, domain_column) if c]
+        feature_columns, left_out = default_features(frame, exclude)
+    return list(feature_columns), left_out
+
+
+def _fit_params(model: str, seed: int, set_: list[str], contamination: float | None, epochs: int | None) -> dict[str, Any]:
+    """Constructor arguments of ``flowad fit`` (``--seed``, ``--set``, ``--contamination``, ``--epochs``), checked."""
+    params = {"random_state": seed, **_parse_set(set_)}
+    if contamination is not None:
+        params["contamination"] = contamination
+    if epochs is not None:
+        params["epochs"] = epochs
+    valid = DETECTOR_REGISTRY[model]().get_params()
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise InputError(f"Unknown hyper-parameter(s) {unknown} for {model}; valid: {sorted(valid)}.")
+    return params
+
+
 def _fit_ddp(data: Path, output: Path, model: str, columns: str | None, id_column: str | None, label_column: str | None,
              domain_column: str | None, contamination: float | None, epochs: int | None, seed: int, set_: list[str],
              nproc: int | None, resume: Path | None, checkpoint_every: int, quiet: bool) -> None:
@@ -136,31 +152,12 @@ def _fit_ddp(data: Path, output: Path, model: str, columns: str | None, id_colum
     if model not in SUPPORTED_MODELS:
         raise InputError(f"DDP training (--nproc, --resume or a folder as DATA) supports {list(SUPPORTED_MODELS)}, not {model!r}; "
                          "train it in one process on one file.")
-    if domain_column is not None and model != "adaflow":
-        raise InputError(
-            f"--domain-column applies to multi-domain models (--model adaflow); {model} models one domain. "
-            "Drop --domain-column, or use --model adaflow."
-        )
+    _check_domain_option(model, domain_column)
     check_output(output)
     frame = preview(data)  # the columns are checked on the first file/row group, as one-process fit checks them
-    feature_columns = split_columns(columns)
-    check_columns(frame, columns=feature_columns, id_column=id_column, label_column=label_column, domain_column=domain_column)
-    if model == "adaflow" and domain_column is None:
-        warnings.warn("adaflow without --domain-column: all rows form one domain named 'default'.", UserWarning, stacklevel=1)
-    exclude = [c for c in (id_column, label_column, domain_column) if c]
-    left_out: list[str] = []
-    if feature_columns is None:
-        feature_columns, left_out = default_features(frame, exclude)
+    feature_columns, left_out = _fit_features(frame, model, columns, id_column, label_column, domain_column)
     check_numeric(frame[feature_columns])
-    params = {"random_state": seed, **_parse_set(set_)}
-    if contamination is not None:
-        params["contamination"] = contamination
-    if epochs is not None:
-        params["epochs"] = epochs
-    cls = DETECTOR_REGISTRY[model]
-    unknown = sorted(set(params) - set(cls().get_params()))
-    if unknown:
-        raise InputError(f"Unknown hyper-parameter(s) {unknown} for {model}; valid: {sorted(cls().get_params())}.")
+    params = _fit_params(model, seed, set_, contamination, epochs)
     summary = fit_distributed(data, output, model=model, params=params, columns=[str(c) for c in feature_columns], domain_column=domain_column,
                               nproc=None if launched_by_torchrun() else (nproc or 1), resume=resume, checkpoint_every=checkpoint_every,
                               progress=not quiet)
