@@ -16,13 +16,10 @@ from typing import Any
 import pandas as pd
 
 from flowad.exceptions import InputError
+from flowad.io.folders import CSV_SUFFIXES, data_files, is_data_path, parquet_row_groups
 from flowad.io.tables import read_table
 
 __all__ = ["Part", "folder_parts", "read_part", "is_folder"]
-
-_PARQUET = (".parquet", ".pq")
-_CSV = (".csv", ".tsv", ".txt")
-
 
 @dataclass(frozen=True)
 class Part:
@@ -42,17 +39,7 @@ class Part:
 
 def is_folder(data: Any) -> bool:
     """True for a path to a folder, or to one Parquet/CSV file (a folder of one file)."""
-    if not isinstance(data, (str, os.PathLike)):
-        return False
-    path = Path(data)
-    return path.is_dir() or (path.is_file() and path.suffix.lower() in _PARQUET + _CSV)
-
-
-def _files(folder: Path) -> list[Path]:
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_")) and p.suffix.lower() in _PARQUET + _CSV)
-    if not files:
-        raise InputError(f"Folder {str(folder)!r} holds no Parquet (.parquet, .pq) or CSV (.csv, .tsv, .txt) files.")
-    return files
+    return isinstance(data, (str, os.PathLike)) and is_data_path(data)
 
 
 def _csv_rows(path: str) -> int:
@@ -68,26 +55,12 @@ def folder_parts(folder: str | os.PathLike[str]) -> list[Part]:
     import dask
 
     path = Path(folder)
-    if path.is_file() and path.suffix.lower() in _PARQUET + _CSV:
-        files = [path]
-    elif path.is_dir():
-        files = _files(path)
-    else:
-        raise InputError(f"Data {str(path)!r} is neither a folder nor a Parquet/CSV file.")
+    files = data_files(path)
     counts: dict[Path, list[tuple[int | None, int]]] = {}
-    csv = [f for f in files if f.suffix.lower() in _CSV]
+    csv = [f for f in files if f.suffix.lower() in CSV_SUFFIXES]
     for f in files:
-        if f in csv:
-            continue
-        try:
-            import pyarrow.parquet as pq
-
-            meta = pq.read_metadata(f)
-        except ImportError as err:
-            raise InputError(f"Reading Parquet needs pyarrow: {err}. Install it with pip install pyarrow.") from None
-        except (OSError, ValueError) as err:
-            raise InputError(f"Could not read the Parquet footer of {str(f)!r}: {err}") from None
-        counts[f] = [(g, meta.row_group(g).num_rows) for g in range(meta.num_row_groups) if meta.row_group(g).num_rows]
+        if f not in csv:
+            counts[f] = list(parquet_row_groups(f))
     if csv:
         rows = dask.compute(*[dask.delayed(_csv_rows, pure=True)(str(f)) for f in csv])
         counts.update({f: [(None, int(n))] for f, n in zip(csv, rows, strict=True)})

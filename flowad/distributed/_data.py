@@ -27,12 +27,10 @@ import numpy as np
 import pandas as pd
 
 from flowad.exceptions import InputError
+from flowad.io.folders import CSV_SUFFIXES, data_files, parquet_row_groups
 
 __all__ = ["Unit", "ShardStream", "domain_indices", "draw_sample", "fingerprint", "folder_units", "preview", "read_domains", "read_unit", "rng_for",
            "shard", "shard_domains"]
-
-_PARQUET = (".parquet", ".pq")
-_CSV = (".csv", ".tsv", ".txt")
 
 
 @dataclass(frozen=True)
@@ -54,19 +52,6 @@ def rng_for(seed: int, *keys: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed) % 2**63, *(int(k) for k in keys)]))
 
 
-def _files(folder: Path) -> list[Path]:
-    if folder.is_file():
-        if folder.suffix.lower() not in _PARQUET + _CSV:
-            raise InputError(f"Data {str(folder)!r} is not a Parquet (.parquet, .pq) or CSV (.csv, .tsv, .txt) file.")
-        return [folder]
-    if not folder.is_dir():
-        raise InputError(f"Data {str(folder)!r} is neither a folder nor a Parquet/CSV file.")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_")) and p.suffix.lower() in _PARQUET + _CSV)
-    if not files:
-        raise InputError(f"Folder {str(folder)!r} holds no Parquet (.parquet, .pq) or CSV (.csv, .tsv, .txt) files.")
-    return files
-
-
 def _csv_sep(path: Path) -> str:
     return "\t" if path.suffix.lower() == ".tsv" else ","
 
@@ -74,8 +59,8 @@ def _csv_sep(path: Path) -> str:
 def folder_units(folder: str | os.PathLike[str]) -> list[Unit]:
     """The units of ``folder`` (or of one Parquet/CSV file), in order."""
     units: list[Unit] = []
-    for f in _files(Path(folder)):
-        if f.suffix.lower() in _CSV:
+    for f in data_files(folder):
+        if f.suffix.lower() in CSV_SUFFIXES:
             try:
                 n = sum(len(chunk) for chunk in pd.read_csv(f, sep=_csv_sep(f), chunksize=1 << 16, usecols=[0]))
             except (OSError, ValueError) as err:
@@ -83,18 +68,8 @@ def folder_units(folder: str | os.PathLike[str]) -> list[Unit]:
             if n:
                 units.append(Unit(len(units), str(f), None, n))
             continue
-        try:
-            import pyarrow.parquet as pq
-        except ImportError as err:
-            raise InputError(f"Reading Parquet needs pyarrow: {err}. Install it with pip install pyarrow.") from None
-        try:
-            meta = pq.read_metadata(f)
-        except (OSError, ValueError) as err:
-            raise InputError(f"Could not read the Parquet footer of {str(f)!r}: {err}") from None
-        for g in range(meta.num_row_groups):
-            n = meta.row_group(g).num_rows
-            if n:
-                units.append(Unit(len(units), str(f), g, n))
+        for g, n in parquet_row_groups(f):
+            units.append(Unit(len(units), str(f), g, n))
     if not units:
         raise InputError(f"The files of {str(folder)!r} hold no rows.")
     return units
