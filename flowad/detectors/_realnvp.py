@@ -216,7 +216,7 @@ class _RealNVPFamily(BaseFlowDetector):
         config = self._train_config(
             trim_ratio=self.trim_ratio_, noise_std=float(self.noise_std), patience=int(self.n_iter_no_change)
         )
-        Z_np = Z.detach().cpu().double().numpy()
+        Z_np = Z.detach().cpu().double().numpy() if self.dequantize or self.whiten else None
         widths = dequantization_widths(Z_np) if self.dequantize else np.zeros(Z.shape[1])
         self.dequantize_widths_ = np.zeros(self.n_features_in_)
         self.dequantize_widths_[~self.constant_features_] = widths * self.scale_[~self.constant_features_]

@@ -89,6 +89,15 @@ def _global_batch(n: int) -> torch.Tensor:
     return X
 
 
+
+def _assert_every_rank_matches(tmp_path: Path, ref: torch.Tensor, flow: torch.nn.Module) -> None:
+    """Each rank's saved loss and gradients equal one process's (``ref`` already back-propagated)."""
+    for rank in (0, 1):
+        got = torch.load(tmp_path / f"rank{rank}.pt")
+        assert got["value"] == pytest.approx(float(ref.detach()), abs=1e-10)
+        for g, p in zip(got["grads"], flow.parameters(), strict=True):
+            torch.testing.assert_close(g, p.grad, atol=1e-10, rtol=1e-8)
+
 def test_global_trimmed_loss_equals_one_process_on_the_global_batch(tmp_path):
     n, trim = 20, 0.15  # global batch 40: 6 trimmed
     launch(_loss_rank, (str(tmp_path), n, trim), 2, threads=1)
@@ -97,11 +106,7 @@ def test_global_trimmed_loss_equals_one_process_on_the_global_batch(tmp_path):
     flow.train()
     ref = trimmed_mean(-flow.log_prob(_global_batch(2 * n)), trim)
     ref.backward()
-    for rank in (0, 1):
-        got = torch.load(tmp_path / f"rank{rank}.pt")
-        assert got["value"] == pytest.approx(float(ref.detach()), abs=1e-10)
-        for g, p in zip(got["grads"], flow.parameters(), strict=True):
-            torch.testing.assert_close(g, p.grad, atol=1e-10, rtol=1e-8)
+    _assert_every_rank_matches(tmp_path, ref, flow)
     # Trimming per rank would give another loss: the global threshold matters here.
     with torch.no_grad():
         per_rank = np.mean([float(trimmed_mean(-flow.log_prob(_global_batch(2 * n)[r * n : (r + 1) * n]), trim)) for r in (0, 1)])
@@ -143,11 +148,7 @@ def test_adabn_statistics_of_the_global_batch_give_one_process_gradients(tmp_pat
     flow.train()
     ref = (-flow.log_prob(X, ctx)).mean()
     ref.backward()
-    for rank in (0, 1):
-        got = torch.load(tmp_path / f"rank{rank}.pt")
-        assert got["value"] == pytest.approx(float(ref.detach()), abs=1e-10)
-        for g, p in zip(got["grads"], flow.parameters(), strict=True):
-            torch.testing.assert_close(g, p.grad, atol=1e-10, rtol=1e-8)
+    _assert_every_rank_matches(tmp_path, ref, flow)
 
 
 # -------------------------------------------------------- training against one process

@@ -110,26 +110,14 @@ def run_vibration_task(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # "few rows" warnings at N = 10 are expected here
                 name = f"{target}@{experiment}"
-                t0 = time.perf_counter()
-                ada_flow.adapt(Xa, domain=name)
-                seconds["adaflow"] = time.perf_counter() - t0
-                ll = ada_flow.score_samples(Xt, domain=name)
-                scores["adaflow"], nll["adaflow"] = -ll, float(-ll[normal_rows].mean())
-                t0 = time.perf_counter()
-                ada.adapt(Xa, domain=name)
-                seconds["adaflow_mixture"] = time.perf_counter() - t0
-                ll = ada.score_samples(Xt, domain=name)
-                scores["adaflow_mixture"], nll["adaflow_mixture"] = -ll, float(-ll[normal_rows].mean())
-                t0 = time.perf_counter()
-                ada_latent.adapt(Xa, domain=name)
-                seconds["adaflow_mixture_latent"] = time.perf_counter() - t0
-                ll = ada_latent.score_samples(Xt, domain=name)
-                scores["adaflow_mixture_latent"], nll["adaflow_mixture_latent"] = -ll, float(-ll[normal_rows].mean())
-                t0 = time.perf_counter()
-                ada_likelihood.adapt(Xa, domain=name)
-                seconds["adaflow_mixture_likelihood"] = time.perf_counter() - t0
-                ll = ada_likelihood.score_samples(Xt, domain=name)
-                scores["adaflow_mixture_likelihood"], nll["adaflow_mixture_likelihood"] = -ll, float(-ll[normal_rows].mean())
+                adapted = {"adaflow": ada_flow, "adaflow_mixture": ada, "adaflow_mixture_latent": ada_latent,
+                           "adaflow_mixture_likelihood": ada_likelihood}
+                for method, det in adapted.items():
+                    t0 = time.perf_counter()
+                    det.adapt(Xa, domain=name)
+                    seconds[method] = time.perf_counter() - t0
+                    ll = det.score_samples(Xt, domain=name)
+                    scores[method], nll[method] = -ll, float(-ll[normal_rows].mean())
                 ll = bn.score_samples(Xt, domain=pooled_domain)
                 scores["nf_unadapted"], nll["nf_unadapted"] = -ll, float(-ll[normal_rows].mean())
                 scores["autoencoder"] = ae.decision_function(Xt)
