@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from flowad_bench.odds import fit_and_score
-from flowad_bench.protocol import evaluate, resample_contamination, stratified_split
+from flowad_bench.protocol import (
+    contamination_train_size,
+    evaluate,
+    resample_contamination,
+    stratified_split,
+    subsample_contamination,
+)
 
 from flowad.exceptions import InputError
 from flowad.preprocessing import standardize
@@ -112,3 +118,31 @@ def test_resample_contamination_hits_target_from_training_rows_only(rng, c) -> N
     assert int((y[idx] == 0).sum()) == n_normal
     assert abs(y[idx].mean() - c) < 0.01
     assert np.array_equal(idx, resample_contamination(y, train, c, seed=2))
+
+
+def test_subsample_contamination_is_fair_distinct_nested_and_seeded(rng) -> None:  # noqa: ANN001
+    y = (rng.random(2000) < 0.2).astype(int)
+    train, test = stratified_split(y, seed=1)
+    n = contamination_train_size(y, train, 0.1, 0.4)
+    n_anom, n_norm = int(y[train].sum()), int((y[train] == 0).sum())
+    assert n == min(int(n_anom / 0.4), int(n_norm / 0.9))
+    sets = {c: subsample_contamination(y, train, c, seed=3, low=0.1, high=0.4) for c in (0.1, 0.2, 0.3, 0.4)}
+    for c, idx in sets.items():
+        assert idx.size == n and np.unique(idx).size == n  # one size, no repeated row
+        assert np.isin(idx, train).all() and not np.isin(idx, test).any()
+        assert int(y[idx].sum()) == round(c * n)
+    anomalies = [set(idx[y[idx] == 1]) for idx in sets.values()]
+    normals = [set(idx[y[idx] == 0]) for idx in sets.values()]
+    assert all(a <= b for a, b in zip(anomalies[:-1], anomalies[1:], strict=True))
+    assert all(a >= b for a, b in zip(normals[:-1], normals[1:], strict=True))
+    assert np.array_equal(sets[0.2], subsample_contamination(y, train, 0.2, seed=3, low=0.1, high=0.4))
+    assert not np.array_equal(sets[0.2], subsample_contamination(y, train, 0.2, seed=4, low=0.1, high=0.4))
+
+
+def test_subsample_contamination_refuses_too_few_anomalies_and_bad_levels(rng) -> None:  # noqa: ANN001
+    y = (np.arange(300) % 20 == 0).astype(int)  # 5 % anomalies: 9 in the training split
+    train, _ = stratified_split(y, seed=0)
+    with pytest.raises(InputError, match="too few anomalies"):
+        subsample_contamination(y, train, 0.1, seed=0, low=0.1, high=0.4)
+    with pytest.raises(InputError, match="low <= contamination <= high"):
+        subsample_contamination(y, train, 0.5, seed=0, low=0.1, high=0.4)

@@ -62,6 +62,8 @@ def test_contamination_sensitivity_cli(data_dir: Path, tmp_path: Path) -> None:
             "RobustRealNVP,IForest",
             "--datasets",
             "alpha",
+            "--design",
+            "resample",
         ]
     )
     rows = pd.read_csv(out / "results.csv")
@@ -72,6 +74,25 @@ def test_contamination_sensitivity_cli(data_dir: Path, tmp_path: Path) -> None:
     params = rows.loc[(rows.method == "RobustRealNVP") & (rows.setting == "contamination=0.3"), "params"].iloc[0]
     assert '"contamination": 0.3' in params  # the trim ratio follows the true contamination
     assert (out / "sensitivity.png").exists()
+
+
+def test_fair_contamination_study_subsamples_to_one_size_and_skips_sets_with_few_anomalies(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(5)
+    y = (np.arange(600) % 10 < 3).astype(int)  # 30 % anomalies: 108 in the training split
+    X = rng.normal(size=(600, 3)) + 4.0 * y[:, None]
+    np.savez(data_dir / "rich.npz", X=X, y=y)
+    out = tmp_path / "fair"
+    _invoke(["bench", "contamination-sensitivity", "-d", str(data_dir), "-o", str(out), "--quick",
+             "--contaminations", "0.1,0.3", "--methods", "IForest", "--datasets", "alpha,rich"])
+    rows = pd.read_csv(out / "results.csv")
+    assert set(rows["dataset"]) == {"rich"}  # alpha (120 rows) cannot reach 0.3 with 100 distinct rows
+    assert set(rows["setting"]) == {"contamination=0.1,design=subsample", "contamination=0.3,design=subsample"}
+    assert rows["n_train"].nunique() == 1 and rows["n_train"].iloc[0] >= 100
+    assert np.allclose(rows.sort_values("setting")["train_contamination"], [0.1, 0.3], atol=0.005)
+    table = (out / "table.md").read_text()
+    assert "alpha" in table and "too few anomalies" in table and "Fair design" in table
 
 
 def test_sn_ablation_reuses_odds_rows(data_dir: Path, tmp_path: Path) -> None:

@@ -47,6 +47,7 @@ from flowad_bench.protocol import (
     evaluate,
     resample_contamination,
     stratified_split,
+    subsample_contamination,
     subsample_rows,
     subsample_train,
 )
@@ -111,7 +112,12 @@ class OddsTask:
         Fewer epochs for the trained detectors.
     contamination : {"default", "oracle"}
     train_contamination : float or None
-        If set, the training split is resampled to exactly this anomaly fraction.
+        If set, the training split is brought to exactly this anomaly fraction: by resampling
+        its anomalies (with replacement when too few), or — with ``contamination_range`` — by
+        subsampling distinct rows to a size shared by every level of the range.
+    contamination_range : (low, high) or None
+        The fair design of the contamination study
+        (:func:`flowad_bench.protocol.subsample_contamination`).
     overrides : tuple of (name, value)
         Constructor arguments replacing the method's defaults (e.g. ``trim_ratio``).
     experiment : str
@@ -139,6 +145,7 @@ class OddsTask:
     source: str = ""
     max_rows: int | None = None
     train_rows: int | None = None
+    contamination_range: tuple[float, float] | None = None
 
     @property
     def task_id(self) -> str:
@@ -286,7 +293,10 @@ def run_task(task: OddsTask) -> dict[str, Any]:
     train_idx, test_idx = stratified_split(y, task.seed)
     if task.train_rows is not None:
         train_idx = subsample_train(y, train_idx, task.train_rows, task.seed)
-    if task.train_contamination is not None:
+    if task.train_contamination is not None and task.contamination_range is not None:
+        low, high = task.contamination_range
+        train_idx = subsample_contamination(y, train_idx, task.train_contamination, task.seed, low, high)
+    elif task.train_contamination is not None:
         train_idx = resample_contamination(y, train_idx, task.train_contamination, task.seed)
     train_contamination = float(y[train_idx].mean())
     result = fit_and_score(

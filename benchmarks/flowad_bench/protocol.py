@@ -21,6 +21,9 @@ __all__ = [
     "stratified_split",
     "evaluate",
     "resample_contamination",
+    "MIN_CONTAMINATION_ROWS",
+    "contamination_train_size",
+    "subsample_contamination",
     "split_seed",
     "SUBSAMPLE_SEED",
     "MIN_TRAIN_ANOMALIES",
@@ -114,6 +117,82 @@ def resample_contamination(y: np.ndarray, train_idx: np.ndarray, contamination: 
     rng = np.random.default_rng([int(seed), 7919])
     chosen = rng.choice(anomalous, size=n_anom, replace=n_anom > anomalous.size) if n_anom else anomalous[:0]
     return np.sort(np.concatenate([normal, chosen]))
+
+
+#: Fewest training rows :func:`subsample_contamination` accepts (a dataset whose training split
+#: cannot give that many rows at the highest contamination level is left out of the study).
+MIN_CONTAMINATION_ROWS = 100
+
+
+def contamination_train_size(y: np.ndarray, train_idx: np.ndarray, low: float, high: float) -> int:
+    """Rows of every training set of a fair contamination study over levels ``low`` … ``high``.
+
+    The largest ``n`` such that ``high * n`` anomalies and ``(1 - low) * n`` normal rows both
+    exist in the training split, so every level can be reached without repeating a row.
+    """
+    y = np.asarray(y)
+    labels = y[np.asarray(train_idx)]
+    n_anom, n_norm = int((labels == 1).sum()), int((labels != 1).sum())
+    return int(np.floor(min(n_anom / high, n_norm / (1.0 - low)) + 1e-9))
+
+
+def subsample_contamination(
+    y: np.ndarray,
+    train_idx: np.ndarray,
+    contamination: float,
+    seed: int,
+    low: float,
+    high: float,
+    min_rows: int = MIN_CONTAMINATION_ROWS,
+) -> np.ndarray:
+    """Training indices at ``contamination``, reached by subsampling — never repeating a row.
+
+    The fair design of the contamination study: every level ``low <= c <= high`` has the same
+    number of training rows ``n`` (:func:`contamination_train_size`), ``round(c * n)`` anomalies
+    and the rest normal rows, all distinct rows of the training split. Anomalies and normal rows
+    are taken from the front of two permutations drawn with ``seed`` alone, so the levels are
+    nested: a higher level adds anomalies and drops normal rows, nothing else changes. Test rows
+    are never used.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n_samples,)
+        0/1 labels of the whole dataset.
+    train_idx : ndarray of int
+        Rows of the training split.
+    contamination : float
+        This level, in [``low``, ``high``].
+    seed : int
+        The protocol seed.
+    low, high : float
+        Lowest and highest level of the study (they fix ``n``).
+    min_rows : int, default=MIN_CONTAMINATION_ROWS
+
+    Returns
+    -------
+    ndarray of int
+        Sorted, distinct row indices, a subset of ``train_idx``.
+
+    Raises
+    ------
+    InputError
+        If the levels are out of order or range, or ``n < min_rows`` (too few anomalies).
+    """
+    if not 0.0 <= low <= contamination <= high < 1.0:
+        raise InputError(f"need 0 <= low <= contamination <= high < 1, got {low}, {contamination}, {high}.")
+    y = np.asarray(y)
+    train_idx = np.asarray(train_idx)
+    n = contamination_train_size(y, train_idx, low, high)
+    if n < min_rows:
+        raise InputError(
+            f"the training split has too few anomalies for contamination up to {high:g} without repeating rows: "
+            f"{n} training rows (< {min_rows})."
+        )
+    rng = np.random.default_rng([int(seed), 15485863])
+    anomalous = rng.permutation(train_idx[y[train_idx] == 1])
+    normal = rng.permutation(train_idx[y[train_idx] != 1])
+    n_anom = int(round(contamination * n))
+    return np.sort(np.concatenate([anomalous[:n_anom], normal[: n - n_anom]]))
 
 
 #: Seed of :func:`subsample_rows` (the ``--max-rows`` cap): fixed, independent of the protocol

@@ -2,9 +2,11 @@
 
 * **Trim-ratio sensitivity** – the training split is resampled to a true contamination of
   0.1; the trimmed flows are trained with a misestimated trim ratio (0.05 … 0.2).
-* **Contamination sensitivity** – the training split is resampled to a true contamination of
-  0.1 … 0.4 (anomalies of the *training* split drawn again, with replacement when there are
-  too few, so duplicates appear); the trim ratio follows the true contamination unless fixed.
+* **Contamination sensitivity** – the training split is brought to a true contamination of
+  0.1 … 0.4. By default fairly: distinct rows only, the same training size at every level
+  (datasets with too few anomalies are skipped); ``design="resample"`` keeps every normal row
+  and draws anomalies again, with replacement when there are too few, so duplicates appear.
+  The trim ratio follows the true contamination unless fixed.
 * **Spectral-normalization ablation** – TrimRealNVP (no Lipschitz bound) against
   RobustRealNVP (bound) under the ODDS protocol; paired per dataset.
 
@@ -35,11 +37,13 @@ from flowad_bench.odds import (
     run_notes,
     run_task,
 )
+from flowad_bench.protocol import MIN_CONTAMINATION_ROWS, contamination_train_size, stratified_split
 from flowad_bench.report import format_mean_std, frame_to_markdown
 
 __all__ = [
     "TRIM_RATIOS",
     "TRUE_CONTAMINATIONS",
+    "CONTAMINATION_DESIGNS",
     "run_trim_sensitivity",
     "run_contamination_sensitivity",
     "run_sn_ablation",
@@ -53,6 +57,23 @@ TRIM_RATIOS = (0.05, 0.075, 0.1, 0.15, 0.2)
 TRUE_CONTAMINATIONS = (0.1, 0.2, 0.3, 0.4)
 #: True contamination of the trim-ratio experiment.
 TRIM_TRUE_CONTAMINATION = 0.1
+#: How the contamination study reaches each level (see :func:`run_contamination_sensitivity`).
+CONTAMINATION_DESIGNS = ("subsample", "resample")
+_RESAMPLE_NOTE = (
+    "Training split resampled to the stated contamination from its own anomalies (with replacement "
+    "when there are too few, so anomalies can repeat); test split = the protocol's 40 % stratified split, "
+    "untouched. Test ROC AUC, mean ± std over seeds."
+)
+_DESIGN_NOTES = {
+    "resample": _RESAMPLE_NOTE,
+    "subsample": (
+        "Fair design: at every level the training set has the same number of distinct rows of the training "
+        "split (set by the highest level and the split's anomalies; see `n_train` in results.csv), the stated "
+        "fraction of them anomalies; levels are nested (a higher level swaps normal rows for anomalies); no row "
+        "repeats. Datasets with too few anomalies are skipped (notes). Test split = the protocol's 40 % "
+        "stratified split, untouched. Test ROC AUC, mean ± std over seeds."
+    ),
+}
 _QUICK_NOTE = "QUICK mode: one seed, the three smallest datasets, reduced epochs — a smoke test."
 
 
@@ -76,9 +97,27 @@ def _study_tasks(
     setting: Callable[[float], str],
     overrides: Callable[[str, float], tuple[tuple[str, Any], ...]],
     train_contamination: Callable[[float], float],
+    contamination_range: tuple[float, float] | None = None,
 ) -> tuple[list[OddsTask], list[SkippedFile]]:
-    """One :class:`OddsTask` per dataset × method × factor value × seed, in that order."""
+    """One :class:`OddsTask` per dataset × method × factor value × seed, in that order.
+
+    With ``contamination_range`` (the fair design) a dataset whose training split cannot reach
+    the highest level with :data:`~flowad_bench.protocol.MIN_CONTAMINATION_ROWS` distinct rows is
+    left out and listed as skipped, with its row count.
+    """
     chosen, skipped, seed_list = prepare_datasets(data, datasets, quick, seeds)
+    if contamination_range is not None:
+        low, high = contamination_range
+        kept = []
+        for d in chosen:
+            n = contamination_train_size(d.y, stratified_split(d.y, 0)[0], low, high)
+            if n >= MIN_CONTAMINATION_ROWS:
+                kept.append(d)
+            else:
+                skipped.append(SkippedFile(d.name, str(d.path), (
+                    f"too few anomalies for contamination {high:g} without repeating rows: {n} training rows "
+                    f"(< {MIN_CONTAMINATION_ROWS})")))
+        chosen = kept
     tasks = [
         OddsTask(
             dataset=d.name,
@@ -90,6 +129,7 @@ def _study_tasks(
             overrides=overrides(m, v),
             experiment=experiment,
             setting=setting(v),
+            contamination_range=contamination_range,
         )
         for d in chosen
         for m in names
@@ -157,8 +197,9 @@ def run_contamination_sensitivity(
     quick: bool = False,
     progress: bool = True,
     command: str = "",
+    design: str = "subsample",
 ) -> BenchRun:
-    """True training contamination varied by resampling training anomalies.
+    """True training contamination varied from the training split's own rows.
 
     Parameters
     ----------
@@ -166,6 +207,13 @@ def run_contamination_sensitivity(
     trim : float or None, default=None
         None: every detector is told the true contamination (so the trimmed flows trim it);
         a float: flowad's trimmed flows use this fixed trim ratio whatever the truth.
+    design : {"subsample", "resample"}, default="subsample"
+        ``"subsample"`` (fair): every level has the same number of distinct training rows, set
+        by the highest level and the split's anomalies
+        (:func:`flowad_bench.protocol.subsample_contamination`); datasets with too few
+        anomalies for it are skipped. ``"resample"``: all normal training rows are kept and
+        anomalies are drawn again, with replacement when too few (repeated rows; the design of
+        the earlier ``results/odds_sensitivity``).
     data, out, methods, datasets, seeds, jobs, quick, progress, command
         As in :func:`run_trim_sensitivity`; any method may be used.
 
@@ -174,6 +222,8 @@ def run_contamination_sensitivity(
     BenchRun
     """
     values = _check_values("contaminations", contaminations, 0.0, 0.5 + 1e-12)
+    if design not in CONTAMINATION_DESIGNS:
+        raise InputError(f"design must be one of {list(CONTAMINATION_DESIGNS)}, got {design!r}.")
     names = parse_methods(methods)
 
     def overrides(m: str, c: float) -> tuple[tuple[str, Any], ...]:
@@ -183,14 +233,17 @@ def run_contamination_sensitivity(
 
     tasks, skipped = _study_tasks(
         data, datasets, names, values, seeds=seeds, quick=quick, experiment="contamination-sensitivity",
-        setting=lambda c: f"contamination={c:g}" + ("" if trim is None else f",trim={float(trim):g}"),
+        setting=lambda c: (f"contamination={c:g}" + ("" if trim is None else f",trim={float(trim):g}")
+                           + (",design=subsample" if design == "subsample" else "")),
         overrides=overrides,
         train_contamination=lambda c: c,
+        contamination_range=(min(values), max(values)) if design == "subsample" else None,
     )
     how = "trim ratio = true contamination" if trim is None else f"fixed trim ratio {trim:g}"
     title = f"Sensitivity to the true training contamination ({how})"
     return _run_study(tasks, skipped, out, factor="true contamination", values=values, methods=names,
-                      command=command, jobs=jobs, progress=progress, title=title, quick=quick)
+                      command=command, jobs=jobs, progress=progress, title=title, quick=quick,
+                      design_note=_DESIGN_NOTES[design])
 
 
 def _factor_value(task: OddsTask) -> float:
@@ -213,6 +266,7 @@ def _run_study(
     progress: bool,
     title: str,
     quick: bool,
+    design_note: str = _RESAMPLE_NOTE,
 ) -> BenchRun:
     run, frame = run_and_load(
         tasks, run_task, out, fields=RESULT_FIELDS, skipped=skipped, table="table.md", plot="sensitivity.png",
@@ -223,7 +277,8 @@ def _run_study(
     notes = run_notes(run, len(tasks), len(frame), _QUICK_NOTE if quick else None)
     run.table_md.write_text(
         sensitivity_markdown(
-            frame, factor=factor, values=values, methods=methods, title=title, command=command, notes=notes
+            frame, factor=factor, values=values, methods=methods, title=title, command=command, notes=notes,
+            design_note=design_note,
         )
     )
     if not frame.empty:
@@ -240,17 +295,13 @@ def sensitivity_markdown(
     title: str,
     command: str = "",
     notes: list[str] | None = None,
+    design_note: str = _RESAMPLE_NOTE,
 ) -> str:
     """Table: one row per dataset × method, one column per factor value (AUC mean ± std over seeds)."""
     parts = [f"# {title}", ""]
     if command:
         parts += ["Command:", "", "```", command, "```", ""]
-    parts += [
-        "Training split resampled to the stated contamination from its own anomalies (with replacement "
-        "when there are too few, so anomalies can repeat); test split = the protocol's 40 % stratified split, "
-        "untouched. Test ROC AUC, mean ± std over seeds.",
-        "",
-    ]
+    parts += [design_note, ""]
     if not frame.empty:
         stats = frame.groupby(["dataset", "method", "factor"])["auc"].agg(["mean", "std"]).fillna(0.0)
         rows = {}

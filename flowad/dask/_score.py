@@ -65,7 +65,10 @@ def share_model(blob: ModelBlob, client: Any) -> Any:
     import dask
 
     if client is not None:
-        return client.scatter(blob, broadcast=True, hash=True)
+        # hash=False: a fresh key per call. With hash=True the same model scattered again right
+        # after an earlier call released it races the release, and the new tasks fail with
+        # CancelledError (dask/distributed#3703, #4612, #8576).
+        return client.scatter(blob, broadcast=True, hash=False)
     return dask.delayed(blob, pure=True)
 
 

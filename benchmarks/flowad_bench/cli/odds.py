@@ -157,19 +157,25 @@ def contamination_sensitivity(
         None, "--trim", help="Fixed trim ratio of the trimmed flows (default: the true contamination)."
     ),
     methods: str = typer.Option("flowad", "--methods", "-m", help="Methods or groups."),
+    design: str = typer.Option(
+        "subsample", "--design",
+        help="subsample: every level from distinct training rows, same training size at every level "
+        "(datasets with too few anomalies skipped); resample: all normal rows kept, anomalies drawn again "
+        "(with replacement when too few, so rows repeat).",
+    ),
     seeds: int = _SEEDS,
     jobs: int = _JOBS,
     quick: bool = _QUICK,
     datasets: str = _DATASETS,
     no_progress: bool = _NO_PROGRESS,
 ) -> None:
-    """Sensitivity to the true training contamination (anomalies of the training split resampled
-    to each level; test split untouched)."""
+    """Sensitivity to the true training contamination: the training split brought to each level
+    from its own rows (--design); test split untouched."""
     from flowad_bench.sensitivity import run_contamination_sensitivity
 
     levels = _floats(contaminations, "--contaminations")
     _run(run_contamination_sensitivity, "contamination-sensitivity", no_progress, data, out, contaminations=levels,
-         trim=trim, methods=methods, datasets=_split(datasets), seeds=seeds, jobs=jobs, quick=quick)
+         trim=trim, methods=methods, datasets=_split(datasets), seeds=seeds, jobs=jobs, quick=quick, design=design)
 
 
 @bench_app.command("sn-ablation")
