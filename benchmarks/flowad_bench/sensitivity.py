@@ -26,7 +26,7 @@ import pandas as pd
 
 from flowad.exceptions import InputError
 from flowad_bench.datasets import SkippedFile
-from flowad_bench.methods import FLOWAD_METHODS, parse_methods
+from flowad_bench.methods import FLOWAD_METHODS, parse_methods, parse_variant
 from flowad_bench.odds import (
     RESULT_FIELDS,
     BenchRun,
@@ -98,8 +98,12 @@ def _study_tasks(
     overrides: Callable[[str, float], tuple[tuple[str, Any], ...]],
     train_contamination: Callable[[float], float],
     contamination_range: tuple[float, float] | None = None,
+    variants: Sequence[tuple[str, str, tuple[tuple[str, Any], ...]]] = (),
 ) -> tuple[list[OddsTask], list[SkippedFile]]:
     """One :class:`OddsTask` per dataset × method × factor value × seed, in that order.
+
+    ``variants`` (:func:`~flowad_bench.methods.parse_variant` triples) run after ``names`` under
+    their labels, with their constructor arguments over the study's ``overrides``.
 
     With ``contamination_range`` (the fair design) a dataset whose training split cannot reach
     the highest level with :data:`~flowad_bench.protocol.MIN_CONTAMINATION_ROWS` distinct rows is
@@ -118,21 +122,25 @@ def _study_tasks(
                     f"too few anomalies for contamination {high:g} without repeating rows: {n} training rows "
                     f"(< {MIN_CONTAMINATION_ROWS})")))
         chosen = kept
+    runs = [(m, m, ()) for m in names] + list(variants)
+    labels = [label for label, _, _ in runs]
+    if len(set(labels)) != len(labels):
+        raise InputError(f"a method or variant is given twice: {sorted({x for x in labels if labels.count(x) > 1})}.")
     tasks = [
         OddsTask(
             dataset=d.name,
             path=d.path,
-            method=m,
+            method=label,
             seed=s,
             quick=quick,
             train_contamination=train_contamination(v),
-            overrides=overrides(m, v),
+            overrides=tuple({**dict(overrides(method, v)), **dict(own)}.items()),
             experiment=experiment,
             setting=setting(v),
             contamination_range=contamination_range,
         )
         for d in chosen
-        for m in names
+        for label, method, own in runs
         for v in values
         for s in seed_list
     ]
@@ -198,6 +206,7 @@ def run_contamination_sensitivity(
     progress: bool = True,
     command: str = "",
     design: str = "subsample",
+    variants: Sequence[str] = (),
 ) -> BenchRun:
     """True training contamination varied from the training split's own rows.
 
@@ -214,6 +223,10 @@ def run_contamination_sensitivity(
         anomalies for it are skipped. ``"resample"``: all normal training rows are kept and
         anomalies are drawn again, with replacement when too few (repeated rows; the design of
         the earlier ``results/odds_sensitivity``).
+    variants : sequence of str
+        ``NAME:key=value,...`` specs (:func:`flowad_bench.methods.parse_variant`), each its own
+        row label, e.g. ``RobustRealNVP:trim_ratio=0.1`` (a fixed trim whatever the truth) or
+        ``RobustRealNVP:lipschitz_k=2.0``; their arguments win over the study's.
     data, out, methods, datasets, seeds, jobs, quick, progress, command
         As in :func:`run_trim_sensitivity`; any method may be used.
 
@@ -224,7 +237,10 @@ def run_contamination_sensitivity(
     values = _check_values("contaminations", contaminations, 0.0, 0.5 + 1e-12)
     if design not in CONTAMINATION_DESIGNS:
         raise InputError(f"design must be one of {list(CONTAMINATION_DESIGNS)}, got {design!r}.")
-    names = parse_methods(methods)
+    names = parse_methods(methods) if methods else []
+    parsed = [parse_variant(v) for v in variants]
+    if not names and not parsed:
+        raise InputError("no method to run: give --methods and/or --variant.")
 
     def overrides(m: str, c: float) -> tuple[tuple[str, Any], ...]:
         if trim is not None and m in ("TrimRealNVP", "RobustRealNVP"):
@@ -238,10 +254,12 @@ def run_contamination_sensitivity(
         overrides=overrides,
         train_contamination=lambda c: c,
         contamination_range=(min(values), max(values)) if design == "subsample" else None,
+        variants=parsed,
     )
     how = "trim ratio = true contamination" if trim is None else f"fixed trim ratio {trim:g}"
     title = f"Sensitivity to the true training contamination ({how})"
-    return _run_study(tasks, skipped, out, factor="true contamination", values=values, methods=names,
+    return _run_study(tasks, skipped, out, factor="true contamination", values=values,
+                      methods=names + [label for label, _, _ in parsed],
                       command=command, jobs=jobs, progress=progress, title=title, quick=quick,
                       design_note=_DESIGN_NOTES[design])
 

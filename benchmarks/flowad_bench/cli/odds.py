@@ -163,6 +163,11 @@ def contamination_sensitivity(
         "(datasets with too few anomalies skipped); resample: all normal rows kept, anomalies drawn again "
         "(with replacement when too few, so rows repeat).",
     ),
+    variant: list[str] = typer.Option(
+        None, "--variant", "-V",
+        help="NAME:key=value[,key=value...] (repeatable): also run method NAME with these constructor "
+        "arguments (over the study's) as its own row label, e.g. RobustRealNVP:trim_ratio=0.1.",
+    ),
     seeds: int = _SEEDS,
     jobs: int = _JOBS,
     quick: bool = _QUICK,
@@ -175,7 +180,8 @@ def contamination_sensitivity(
 
     levels = _floats(contaminations, "--contaminations")
     _run(run_contamination_sensitivity, "contamination-sensitivity", no_progress, data, out, contaminations=levels,
-         trim=trim, methods=methods, datasets=_split(datasets), seeds=seeds, jobs=jobs, quick=quick, design=design)
+         trim=trim, methods=methods, datasets=_split(datasets), seeds=seeds, jobs=jobs, quick=quick, design=design,
+         variants=variant or ())
 
 
 @bench_app.command("sn-ablation")
