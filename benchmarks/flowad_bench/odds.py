@@ -372,6 +372,13 @@ def task_setting(n_rows: int, max_rows: int | None = None, train_rows: int | Non
     return ",".join(parts)
 
 
+def check_unique_labels(labels: Sequence[str]) -> None:
+    """Refuse a run whose methods and variants share a row label (their rows would collide)."""
+    repeated = sorted({x for x in labels if list(labels).count(x) > 1})
+    if repeated:
+        raise InputError(f"a method or variant is given twice: {repeated}.")
+
+
 def make_tasks(
     datasets: Sequence[Dataset],
     methods: Sequence[str],
@@ -396,9 +403,7 @@ def make_tasks(
         subsample_train(np.array([0, 1]), np.array([0]), train_rows, 0)  # validates the size
     runs: list[tuple[str, tuple[tuple[str, Any], ...]]] = [(m, ()) for m in methods]
     runs += [(label, overrides) for label, _, overrides in variants]
-    labels = [label for label, _ in runs]
-    if len(set(labels)) != len(labels):
-        raise InputError(f"a method or variant is given twice: {sorted({x for x in labels if labels.count(x) > 1})}.")
+    check_unique_labels([label for label, _ in runs])
     return [
         OddsTask(
             dataset=d.name,

@@ -31,6 +31,7 @@ from flowad_bench.odds import (
     RESULT_FIELDS,
     BenchRun,
     OddsTask,
+    check_unique_labels,
     make_tasks,
     prepare_datasets,
     run_and_load,
@@ -123,9 +124,7 @@ def _study_tasks(
                     f"(< {MIN_CONTAMINATION_ROWS})")))
         chosen = kept
     runs = [(m, m, ()) for m in names] + list(variants)
-    labels = [label for label, _, _ in runs]
-    if len(set(labels)) != len(labels):
-        raise InputError(f"a method or variant is given twice: {sorted({x for x in labels if labels.count(x) > 1})}.")
+    check_unique_labels([label for label, _, _ in runs])
     tasks = [
         OddsTask(
             dataset=d.name,
