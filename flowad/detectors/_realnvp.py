@@ -24,6 +24,7 @@ from flowad.flows.flow import Flow
 from flowad.flows.realnvp import build_realnvp
 from flowad.nn.mlp import ACTIVATIONS
 from flowad.preprocessing import dequantization_widths, robust_covariance
+from flowad.training.config import TRIM_SCOPES
 
 __all__ = ["RealNVP", "TrimRealNVP", "RobustRealNVP"]
 
@@ -36,9 +37,16 @@ _PARAMS_DOC = """
         PyOD or scikit-learn, it also shapes the model: when ``trim_ratio`` is None the
         trimmed loss drops this fraction of every minibatch.
     trim_ratio : float in [0, 0.5) or None
-        Fraction of each minibatch with the lowest estimated density left out of the loss.
-        None means ``contamination``. 0 disables trimming. Trimming a bit more than the true
+        Fraction of each minibatch (of all training rows each epoch with
+        ``trim_scope="epoch"``) with the lowest estimated density left out of the loss. None
+        means ``contamination``. 0 disables trimming. Trimming a bit more than the true
         contamination costs little; trimming less lets anomalies shape the density.
+    trim_scope : {"batch", "epoch"}, default="batch"
+        Where the trimmed fraction is chosen: ``"batch"``, within each minibatch from that
+        step's losses (the published algorithm); ``"epoch"``, once per epoch over all training
+        rows from the current model's densities (one extra forward pass per epoch), then the
+        epoch's minibatches are drawn from the rows kept. They coincide when the training
+        set fits in one minibatch. See ``results/odds_sensitivity/`` for the comparison.
     lipschitz_k : float > 0 or None
         Spectral-normalize every linear layer of the coupling networks to operator norm
         ``k`` (power iteration, persistent vector). None disables it.
@@ -55,7 +63,7 @@ _PARAMS_DOC = """
     epochs : int, default=100
         Passes over the training data.
     batch_size : int, default=256
-        Minibatch size; trimming acts within each minibatch.
+        Minibatch size; trimming acts within each minibatch (``trim_scope="batch"``).
     lr : float, default=1e-3
         Adam learning rate.
     weight_decay : float, default=1e-5
@@ -151,6 +159,7 @@ class _RealNVPFamily(BaseFlowDetector):
         *,
         contamination: float = 0.1,
         trim_ratio: float | None = None,
+        trim_scope: str = "batch",
         lipschitz_k: float | None = None,
         n_couplings: int = 6,
         hidden: Sequence[int] = (64, 64),
@@ -180,6 +189,7 @@ class _RealNVPFamily(BaseFlowDetector):
         super()._validate_params()
         t = self.trim_ratio
         _check_param("trim_ratio", t, t is None or (_real(t) and 0.0 <= t < 0.5), "None or a float in [0, 0.5)")
+        _check_param("trim_scope", self.trim_scope, isinstance(self.trim_scope, str) and self.trim_scope in TRIM_SCOPES, "'batch' or 'epoch'")
         k = self.lipschitz_k
         _check_param("lipschitz_k", k, k is None or (_real(k) and k > 0), "None or a float > 0 and finite")
         n = self.n_couplings
@@ -214,7 +224,7 @@ class _RealNVPFamily(BaseFlowDetector):
 
     def _train(self, flow: Flow, Z: torch.Tensor, generator: torch.Generator) -> list[float]:
         config = self._train_config(
-            trim_ratio=self.trim_ratio_, noise_std=float(self.noise_std), patience=int(self.n_iter_no_change)
+            trim_ratio=self.trim_ratio_, trim_scope=self.trim_scope, noise_std=float(self.noise_std), patience=int(self.n_iter_no_change)
         )
         Z_np = Z.detach().cpu().double().numpy() if self.dequantize or self.whiten else None
         widths = dequantization_widths(Z_np) if self.dequantize else np.zeros(Z.shape[1])
@@ -239,7 +249,7 @@ class _RealNVPFamily(BaseFlowDetector):
 
     #: Values of hyper-parameters added after model files of this family were first written:
     #: a file that lacks one was written before it existed, i.e. without that feature.
-    _LEGACY_PARAMS = {"dequantize": False, "whiten": False, "identity_init": False}
+    _LEGACY_PARAMS = {"dequantize": False, "whiten": False, "identity_init": False, "trim_scope": "batch"}
 
     def _extra_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         return {"train.dequantize_widths": torch.from_numpy(self.dequantize_widths_)}, {}

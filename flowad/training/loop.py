@@ -16,7 +16,7 @@ from flowad.flows.flow import Flow
 from flowad.nn.mlp import refine_spectral_norms
 from flowad.training.config import TrainConfig
 
-__all__ = ["fit_flow", "trimmed_mean", "n_kept", "observe_epochs", "validation_loss"]
+__all__ = ["fit_flow", "trimmed_mean", "n_kept", "kept_rows", "observe_epochs", "validation_loss"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,14 +58,29 @@ def trimmed_mean(nll: Tensor, trim_ratio: float) -> Tensor:
     return kept.mean()
 
 
-def validation_loss(flow: Flow, X: Tensor, trim_ratio: float, context: Tensor | None = None, batch: int = 8192) -> float:
-    """Trimmed mean negative log-likelihood of ``X`` (eval mode, no gradients); ``inf`` if not finite."""
+def _nll(flow: Flow, X: Tensor, context: Tensor | None, batch: int) -> Tensor:
+    """Negative log-likelihood of every row of ``X`` (eval mode, no gradients), in chunks."""
     flow.eval()
     with torch.inference_mode():
-        nll = torch.cat(
+        return torch.cat(
             [-flow.log_prob(X[i : i + batch], None if context is None else context[i : i + batch]) for i in range(0, X.shape[0], batch)]
         )
-    value = float(trimmed_mean(nll, trim_ratio))
+
+
+def kept_rows(flow: Flow, X: Tensor, trim_ratio: float, context: Tensor | None = None, batch: int = 8192) -> Tensor:
+    """Indices of the ``n_kept(n, trim_ratio)`` rows of ``X`` with the lowest negative
+    log-likelihood under ``flow`` (eval mode, no gradients), in increasing order: the rows an
+    epoch-scope trimmed loss trains on. Rows whose likelihood is not finite (NaN included) are
+    the first left out."""
+    nll = _nll(flow, X, context, batch)
+    nll = torch.where(torch.isnan(nll), torch.full_like(nll, math.inf), nll)
+    kept = torch.topk(nll, n_kept(X.shape[0], trim_ratio), largest=False, sorted=False).indices
+    return torch.sort(kept).values  # in row order: the epoch's shuffle then depends on the kept set only
+
+
+def validation_loss(flow: Flow, X: Tensor, trim_ratio: float, context: Tensor | None = None, batch: int = 8192) -> float:
+    """Trimmed mean negative log-likelihood of ``X`` (eval mode, no gradients); ``inf`` if not finite."""
+    value = float(trimmed_mean(_nll(flow, X, context, batch), trim_ratio))
     return value if math.isfinite(value) else math.inf
 
 
@@ -115,7 +130,9 @@ def fit_flow(
     X : Tensor of shape (n_samples, D)
         Training data, already on the flow's device and dtype.
     config : TrainConfig
-        Optimisation settings, including the trim ratio.
+        Optimisation settings, including the trim ratio and where it acts
+        (``config.trim_scope``: within each minibatch, or once per epoch over all rows by
+        :func:`kept_rows`, the epoch's minibatches then drawn from the rows kept).
     generator : torch.Generator
         Source of the minibatch shuffling (on ``X``'s device).
     context : Tensor of shape (n_samples,), optional
@@ -142,16 +159,24 @@ def fit_flow(
     params = [p for p in flow.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     n = X.shape[0]
-    bs = min(config.batch_size, n)
+    epoch_scope = config.trim_scope == "epoch" and config.trim_ratio > 0.0
+    # Within an epoch the loss trims each minibatch, unless the rows were trimmed for the epoch.
+    batch_trim = 0.0 if epoch_scope else config.trim_ratio
+    bs = min(config.batch_size, n_kept(n, config.trim_ratio) if epoch_scope else n)
     history: list[float] = []
     best_loss, best_state, best_epoch = math.inf, None, 0
     initial: float | None = None  # loss of the first minibatch, before any update
     flow.train()
     try:
         for epoch in range(1, config.epochs + 1):
-            order = torch.randperm(n, generator=generator, device=generator.device)
+            if epoch_scope:
+                rows = kept_rows(flow, X, config.trim_ratio, context)
+                flow.train()
+                order = rows[torch.randperm(rows.numel(), generator=generator, device=generator.device).to(rows.device)]
+            else:
+                order = torch.randperm(n, generator=generator, device=generator.device)
             total, count = 0.0, 0
-            for step, start in enumerate(range(0, n, bs), start=1):
+            for step, start in enumerate(range(0, order.numel(), bs), start=1):
                 idx = order[start : start + bs]
                 ctx = None if context is None else context[idx]
                 xb = X[idx]
@@ -160,7 +185,7 @@ def fit_flow(
                 if dequantize is not None:
                     xb = xb + (torch.rand(xb.shape, generator=generator, device=xb.device, dtype=xb.dtype) - 0.5) * dequantize
                 nll = -flow.log_prob(xb, ctx)
-                loss = trimmed_mean(nll, config.trim_ratio)
+                loss = trimmed_mean(nll, batch_trim)
                 if not torch.isfinite(loss):
                     raise _diverged(epoch, step, config, float(loss.detach()))
                 if initial is None:
