@@ -152,6 +152,11 @@ def fit_distributed(
         raise TypeError(f"fit_distributed() got unexpected keyword argument(s) {sorted(testing)}.")
     if model not in SUPPORTED_MODELS:
         raise InputError(f"DDP training supports {list(SUPPORTED_MODELS)}, not {model!r}.")
+    if job.params.get("trim_scope", "batch") != "batch":
+        raise InputError(
+            f"trim_scope={job.params['trim_scope']!r} is not supported by DDP training (it trims each global minibatch); "
+            "use trim_scope='batch', or train on one process."
+        )
     if job.resume is not None and not Path(job.resume).is_file():
         raise InputError(f"Checkpoint {job.resume!r} does not exist.")
     if launched_by_torchrun():

@@ -253,11 +253,6 @@ def _run_rank(job: Job, device: torch.device) -> dict[str, Any] | None:
     det._validate_params()
     if getattr(det, "early_stopping", False):
         raise InputError("early_stopping is not supported by DDP training; pass a validation file to watch the validation NLL instead.")
-    if getattr(det, "trim_scope", "batch") != "batch":
-        raise InputError(
-            "trim_scope='epoch' is not supported by DDP training (it trims each global minibatch); "
-            "use trim_scope='batch', or train on one process."
-        )
     seed = _broadcast(seed_from(det.random_state) if rank == 0 else None)  # random_state=None: one seed for all ranks
     units = folder_units(job.data)
     columns = list(job.columns) if job.columns else default_columns(job.data, tuple(job.exclude))

@@ -283,3 +283,24 @@ def test_noise_changes_training_and_stays_reproducible(data: tuple) -> None:
 def test_unknown_keyword_names_the_class() -> None:
     with pytest.raises(TypeError, match=r"RobustRealNVP\(\) got unexpected keyword argument\(s\) \['hiden'\]"):
         RobustRealNVP(hiden=(3,))
+
+
+def test_trim_scope_is_validated_saved_and_defaults_to_the_published_per_batch_trimming(data: tuple, tmp_path) -> None:
+    import flowad
+    from flowad.io.model_file import read_model_file, write_model_file
+
+    X, _, X_test, _ = data
+    assert RobustRealNVP().trim_scope == "batch"
+    with pytest.raises(InputError, match="trim_scope must be 'batch' or 'epoch', got 'global'"):
+        RobustRealNVP(**FAST, trim_scope="global").fit(X)
+    det = RobustRealNVP(**FAST, trim_scope="epoch", random_state=0).fit(X)
+    assert det.history_ != RobustRealNVP(**FAST, random_state=0).fit(X).history_  # 400 rows, batches of 64: the scopes differ
+    det.save(tmp_path / "epoch.flowad")
+    back = flowad.load(tmp_path / "epoch.flowad")
+    assert back.trim_scope == "epoch"
+    np.testing.assert_array_equal(back.decision_function(X_test), det.decision_function(X_test))
+    # a file written before the option existed was trained per minibatch, and loads so
+    tensors, manifest = read_model_file(tmp_path / "epoch.flowad")
+    params = {k: v for k, v in manifest["params"].items() if k != "trim_scope"}
+    write_model_file(tmp_path / "old.flowad", tensors, {**manifest, "params": params})
+    assert flowad.load(tmp_path / "old.flowad").trim_scope == "batch"

@@ -271,6 +271,8 @@ def test_a_bad_row_group_in_one_ranks_shard_stops_the_run_naming_it(tmp_path):
 def test_unsupported_models_and_too_few_units_give_clear_errors(folder, tmp_path):
     with pytest.raises(InputError, match="DDP training supports .* not 'glow'"):
         fit_distributed(folder, tmp_path / "m.flowad", model="glow", nproc=2)
+    with pytest.raises(InputError, match="trim_scope='epoch' is not supported by DDP training"):
+        fit_distributed(folder, tmp_path / "m.flowad", params={"trim_scope": "epoch"}, nproc=2)
     with pytest.raises(InputError, match="6 file.* for 8 processes"):
         shard(folder_units(folder), 0, 8)
     with pytest.raises(InputError, match="does not exist"):

@@ -10,7 +10,7 @@ import torch
 from flowad.exceptions import TrainingDivergedError
 from flowad.flows import build_realnvp
 from flowad.training import TrainConfig, fit_flow, trimmed_mean
-from flowad.training.loop import n_kept
+from flowad.training.loop import kept_rows, n_kept
 
 
 @pytest.mark.parametrize(("batch", "ratio", "kept"), [(10, 0.0, 10), (10, 0.2, 8), (10, 0.25, 8), (256, 0.1, 231), (3, 0.5, 2), (1, 0.3, 1)])
@@ -74,3 +74,57 @@ def test_observe_epochs_sees_every_epoch_and_is_scoped() -> None:
     assert [loss for *_, loss in seen] == hist
     fit_flow(flow, X, TrainConfig(epochs=2, batch_size=16), generator=torch.Generator().manual_seed(0))
     assert len(seen) == 3  # observer gone after the block
+
+
+# ---------------------------------------------------------------- trimming once per epoch
+
+
+def _state(flow: torch.nn.Module) -> list[torch.Tensor]:
+    return [t.detach().clone() for t in flow.state_dict().values()]
+
+
+def test_config_rejects_an_unknown_trim_scope() -> None:
+    with pytest.raises(ValueError, match=r"trim_scope must be one of \('batch', 'epoch'\), got 'global'"):
+        TrainConfig(trim_scope="global")
+
+
+def test_kept_rows_are_the_likeliest_rows_in_row_order_and_non_finite_ones_go_first() -> None:
+    torch.manual_seed(0)
+    flow = build_realnvp(3, n_couplings=2, hidden=(8,)).double()
+    X = torch.randn(40, 3, dtype=torch.float64)
+    nll = -flow.log_prob(X).detach()
+    kept = kept_rows(flow, X, 0.25)
+    assert kept.tolist() == sorted(torch.argsort(nll)[: n_kept(40, 0.25)].tolist())
+    X[[3, 17], 0] = float("nan")  # rows whose density cannot be computed are left out before any other
+    X[25, 1] = float("inf")
+    kept = kept_rows(flow, X, 0.1)  # drops 4 rows: the three non-finite ones and the least likely other
+    assert kept.numel() == 36 and not set(kept.tolist()) & {3, 17, 25}
+
+
+def test_epoch_and_batch_scopes_coincide_when_the_set_is_one_minibatch() -> None:
+    X = torch.cat([torch.randn(90, 2, dtype=torch.float64), 6.0 + torch.randn(10, 2, dtype=torch.float64)])
+    states = []
+    for scope in ("batch", "epoch"):
+        torch.manual_seed(0)
+        flow = build_realnvp(2, n_couplings=2, hidden=(8,)).double()  # no spectral norm: eval mode = train mode
+        fit_flow(flow, X, TrainConfig(epochs=5, batch_size=128, trim_ratio=0.1, trim_scope=scope), generator=torch.Generator().manual_seed(0))
+        states.append(_state(flow))
+    for a, b in zip(*states, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("scope", ["batch", "epoch"])
+def test_epoch_scope_keeps_a_far_row_out_of_every_minibatch(scope: str) -> None:
+    """With 100 rows, trim 0.01 and minibatches of 20, the per-minibatch loss trims floor(0.2) = 0
+    rows and trains on the far row; trimming the whole set once per epoch leaves exactly that
+    row out, so where it lies cannot change the trained weights."""
+    states = []
+    for far in (10.0, 30.0):
+        X = torch.randn(100, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        X[7] = far
+        torch.manual_seed(0)
+        flow = build_realnvp(2, n_couplings=2, hidden=(8,)).double()
+        fit_flow(flow, X, TrainConfig(epochs=3, batch_size=20, trim_ratio=0.01, trim_scope=scope), generator=torch.Generator().manual_seed(0))
+        states.append(_state(flow))
+    same = all(torch.equal(a, b) for a, b in zip(*states, strict=True))
+    assert same == (scope == "epoch")
