@@ -172,7 +172,7 @@ def fit_flow(
             if epoch_scope:
                 rows = kept_rows(flow, X, config.trim_ratio, context)
                 flow.train()
-                order = rows[torch.randperm(rows.numel(), generator=generator, device=generator.device).to(rows.device)]
+                order = rows[torch.randperm(rows.numel(), generator=generator, device=generator.device)]
             else:
                 order = torch.randperm(n, generator=generator, device=generator.device)
             total, count = 0.0, 0
