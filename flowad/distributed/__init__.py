@@ -20,7 +20,9 @@ What each rank does, and why the result is that of one process with the global b
 * **Loss.** The trimmed loss trims on the *global* minibatch: per-sample losses are gathered,
   the ``n_kept(global batch, trim_ratio)`` smallest are kept, and each rank's loss is scaled so
   that DDP's gradient average is the gradient of the global trimmed mean
-  (:mod:`flowad.distributed._loss`).
+  (:mod:`flowad.distributed._loss`). This is ``trim_scope="batch"``, which DDP training uses
+  (and writes into the model file) even for RobustRealNVP, whose one-process default trims once
+  per epoch over all rows; an explicit ``trim_scope="epoch"`` is refused.
 * **Spectral normalization.** The power-iteration vectors are buffers; after every forward
   pass each rank takes rank 0's (they travel with the per-sample losses, in the same
   collective), so every rank holds the same state dict.
@@ -152,6 +154,8 @@ def fit_distributed(
         raise TypeError(f"fit_distributed() got unexpected keyword argument(s) {sorted(testing)}.")
     if model not in SUPPORTED_MODELS:
         raise InputError(f"DDP training supports {list(SUPPORTED_MODELS)}, not {model!r}.")
+    if model != "adaflow":  # DDP trims each global minibatch; the model file must say so, whatever the class's default
+        job.params.setdefault("trim_scope", "batch")
     if job.params.get("trim_scope", "batch") != "batch":
         raise InputError(
             f"trim_scope={job.params['trim_scope']!r} is not supported by DDP training (it trims each global minibatch); "

@@ -285,16 +285,19 @@ def test_unknown_keyword_names_the_class() -> None:
         RobustRealNVP(hiden=(3,))
 
 
-def test_trim_scope_is_validated_saved_and_defaults_to_the_published_per_batch_trimming(data: tuple, tmp_path) -> None:
+def test_trim_scope_is_validated_saved_and_defaults_to_epoch_for_robust_realnvp_only(data: tuple, tmp_path) -> None:
     import flowad
     from flowad.io.model_file import read_model_file, write_model_file
 
     X, _, X_test, _ = data
-    assert RobustRealNVP().trim_scope == "batch"
+    assert RobustRealNVP().trim_scope == "epoch"
+    assert TrimRealNVP().trim_scope == RealNVP().trim_scope == "batch"  # the published trimming / none
+    assert "trim_scope : {\"batch\", \"epoch\"}, default='epoch'" in RobustRealNVP.__doc__
+    assert "trim_scope : {\"batch\", \"epoch\"}, default='batch'" in TrimRealNVP.__doc__
     with pytest.raises(InputError, match="trim_scope must be 'batch' or 'epoch', got 'global'"):
         RobustRealNVP(**FAST, trim_scope="global").fit(X)
-    det = RobustRealNVP(**FAST, trim_scope="epoch", random_state=0).fit(X)
-    assert det.history_ != RobustRealNVP(**FAST, random_state=0).fit(X).history_  # 400 rows, batches of 64: the scopes differ
+    det = RobustRealNVP(**FAST, random_state=0).fit(X)
+    assert det.history_ != RobustRealNVP(**FAST, trim_scope="batch", random_state=0).fit(X).history_  # 400 rows, batches of 64: the scopes differ
     det.save(tmp_path / "epoch.flowad")
     back = flowad.load(tmp_path / "epoch.flowad")
     assert back.trim_scope == "epoch"
