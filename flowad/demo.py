@@ -573,7 +573,8 @@ def to_markdown(result: DemoResult) -> str:
         "## 1. Contaminated training",
         "",
         "Each detector is fitted on training data with anomalies mixed in (labels unused) and scored on a clean "
-        "held-out test set. The trimmed flows trim the stated contamination from every minibatch.",
+        "held-out test set. The trimmed flows leave the stated contamination out of the loss: TrimRealNVP "
+        "the least likely rows of every minibatch, RobustRealNVP the least likely training rows, chosen once per epoch.",
     ]
     for r in result.contamination:
         lines += ["", f"### {r.dataset}", "", r.description + ".", ""]
