@@ -351,9 +351,10 @@ class TrimRealNVP(_RealNVPFamily):
 class RobustRealNVP(_RealNVPFamily):
     """Robust RealNVP: trimmed loss + k-Lipschitz (spectrally normalized) couplings.
 
-    Robust to anomalies in the training data: the trimmed loss keeps the likeliest anomalies
-    of every minibatch out of the gradient, and the Lipschitz bound keeps the density smooth,
-    so a tight cluster of anomalies cannot pull a sharp peak of density onto itself.
+    Robust to anomalies in the training data: the trimmed loss keeps the least likely
+    training rows (the ``trim_ratio`` fraction, chosen once per epoch by default) out of the
+    gradient, and the Lipschitz bound keeps the density smooth, so a tight cluster of
+    anomalies cannot pull a sharp peak of density onto itself.
 
     flowad's defaults go beyond the published method in four ways, chosen once on a
     26-dataset development set with a small-data track (``results/defaults_dev/``): the flow
