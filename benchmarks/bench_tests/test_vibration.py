@@ -134,3 +134,45 @@ def test_knn_target_scores_are_distances_to_the_nearest_adaptation_row() -> None
     ref = np.sqrt(((t[:, None, :] - a[None, :, :]) ** 2).sum(axis=2)).min(axis=1)
     np.testing.assert_allclose(knn_target_scores(adapt, test, batch=7), ref, rtol=1e-9, atol=1e-9)
     assert knn_target_scores(adapt, adapt).max() < 1e-6
+
+
+def test_gaussian_limits_rows_and_the_baseline_match_the_benchmark(femto_dir: Path, tmp_path: Path) -> None:
+    from flowad_bench.vibration.limits import ESTIMATORS, gaussian_limits, limits_markdown
+
+    frame, X = femto_features(femto_dir)
+    results, distances = gaussian_limits(frame, X, [0], [5, 10])
+    assert len(results) == len(CONDITIONS) * 2 * len(ESTIMATORS) and results.auroc.between(0, 1).all()
+    assert list(distances.target) == list(CONDITIONS) and (distances.drop(columns="target") >= 0).all().all()
+    # the study's baseline row is the benchmark's target-only Gaussian on the same splits
+    bench = pd.DataFrame(run_vibration_task(frame, X, "C2", 0, TINY))
+    bench = bench[(bench.experiment == "late_life") & (bench.method == "gauss_target_only")].set_index("n_adapt").auroc
+    ours = results[(results.target == "C2") & (results.estimator == "target_gaussian")].set_index("n_adapt").auroc
+    pd.testing.assert_series_equal(ours.sort_index(), bench.sort_index(), check_names=False)
+    md = limits_markdown(results, distances, "flowad bench vibration-limits --test")
+    assert "| `oracle_correlation` |" in md and "| C3 |" in md
+
+    res = CliRunner().invoke(app, ["bench", "vibration-limits", "--data", str(femto_dir), "--out", str(tmp_path / "lim"),
+                                   "--seeds", "1", "--n-adapt", "5"])
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_csv(tmp_path / "lim" / "results.csv")) == len(CONDITIONS) * len(ESTIMATORS)
+    bad = CliRunner().invoke(app, ["bench", "vibration-limits", "--data", str(femto_dir), "--out", str(tmp_path / "x"), "--n-adapt", "2"])
+    assert bad.exit_code == 2 and "--n-adapt" in bad.output
+
+
+def test_source_statistics_and_the_scale_prior_weight() -> None:
+    from flowad_bench.vibration.limits import SourceStatistics, correlation, scale_prior_weight
+
+    rng = np.random.default_rng(1)
+    A = rng.normal(size=(400, 5)) @ rng.normal(size=(5, 5)) * np.arange(1, 6)
+    np.testing.assert_allclose(correlation(A), np.corrcoef(A, rowvar=False), atol=1e-12)
+    same = SourceStatistics.of([A, A.copy()])  # two identical conditions: no spread, their own correlation
+    assert same.profile_spread == pytest.approx(0.0, abs=1e-12)
+    np.testing.assert_allclose(same.correlation, correlation(A))
+    np.testing.assert_allclose(same.log_var_profile, np.log(A.var(axis=0, ddof=1)) - np.log(A.var(axis=0, ddof=1)).mean())
+    scaled = SourceStatistics.of([A, A * np.array([1, 1, 1, 1, 8.0])])  # one feature 8x louder in one condition
+    assert scaled.profile_spread > 0.1
+    # the target's own variances weigh more with more rows and a less reliable prior
+    assert scale_prior_weight(5, 0.4) < scale_prior_weight(50, 0.4) < 1
+    assert scale_prior_weight(10, 0.0) == 0.0 and scale_prior_weight(10, 1e9) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="two source"):
+        SourceStatistics.of([A])

@@ -66,3 +66,41 @@ def vibration(
     )
     typer.echo(report)
     typer.echo(f"Wrote {out / 'results.csv'}, {out / 'table.md'}, {out / 'auroc.png'} and {out / 'config.json'}")
+
+
+@bench_app.command("vibration-limits")
+@user_errors
+def vibration_limits(
+    data: Path = typer.Option(..., "--data", help="The femto_pronostia folder (with index.csv)."),
+    out: Path = typer.Option(Path("results/vibration/limits"), "--out", "-o", help="Output folder (results.csv, table.md, config.json)."),
+    seeds: int = typer.Option(5, "--seeds", help="Number of seeds (0 .. seeds-1); the benchmark's splits."),
+    n_adapt: list[int] = typer.Option([5, 10, 30, 100], "--n-adapt", help="Target snapshots (repeat the option)."),
+    features: Path | None = typer.Option(None, "--features", help="Feature cache (.npz) of `flowad bench vibration`; written if missing."),
+) -> None:
+    """What limits the target-only Gaussian at small N: each of its statistics replaced by the
+    oracle value or by what the source conditions offer (their correlation, a prior for the
+    feature scales), and other target-only estimators; writes results.csv and table.md into --out.
+    No training: a few minutes on one core."""
+    from threadpoolctl import threadpool_limits
+
+    from flowad.exceptions import InputError
+    from flowad_bench.vibration import load_features
+    from flowad_bench.vibration.limits import gaussian_limits, limits_markdown
+
+    if seeds < 1:
+        raise InputError(f"--seeds must be >= 1, got {seeds}.")
+    if min(n_adapt) < 3:
+        raise InputError(f"--n-adapt values must be >= 3 (the held-out folds need rows), got {n_adapt}.")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; give a folder.")
+    out.mkdir(parents=True, exist_ok=True)
+    command = command_line()
+    frame, X = load_features(data, features)
+    with threadpool_limits(1):
+        results, distances = gaussian_limits(frame, X, range(seeds), sorted(set(n_adapt)))
+    results.to_csv(out / "results.csv", index=False)
+    report = limits_markdown(results, distances, command)
+    (out / "table.md").write_text(report, encoding="utf-8")
+    (out / "config.json").write_text(json.dumps({"command": command, "seeds": seeds, "n_adapt": sorted(set(n_adapt))}, indent=2) + "\n", encoding="utf-8")
+    typer.echo(report)
+    typer.echo(f"Wrote {out / 'results.csv'}, {out / 'table.md'} and {out / 'config.json'}")
