@@ -59,7 +59,7 @@ def fit(
     from flowad.pipelines.sound import SoundDetector
 
     check_output(output)
-    params = {"random_state": seed, **_parse_set(set_)}
+    params = {"random_state": seed, "stationary_frames": 2 * context + 1, **_parse_set(set_)}
     if epochs is not None:
         params["epochs"] = epochs
     unknown = sorted(set(params) - set(AdaFlow().get_params()))

@@ -372,7 +372,8 @@ def _mixture(det: Any, shared: Any, sources: list[Any], name: str, stats: Statis
     parts = run(tree_reduce(leaves, merge_fold_moments, split_every))
     if parts is None:  # cannot happen after _check_rows; named rather than asserted
         raise InputError(f"Domain {name!r} has no rows to fit its Gaussian on.")
-    held = type(det)._held_out_gaussians(parts)
+    frames = int(getattr(det, "stationary_frames", 1))
+    held = type(det)._held_out_gaussians(parts, frames)
     selection = Selection.empty()
     if held:
         shipped = dask.delayed(held, traverse=False)
@@ -381,4 +382,4 @@ def _mixture(det: Any, shared: Any, sources: list[Any], name: str, stats: Statis
             for i, s in enumerate(sources)
         ]
         selection = run(tree_reduce(leaves, merge_selections, split_every))
-    return type(det)._finish_mixture(parts, selection)
+    return type(det)._finish_mixture(parts, selection, frames)

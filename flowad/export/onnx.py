@@ -313,7 +313,8 @@ DEVICE_ADAPT = {
     "statistics (and flow-only mixture inputs, mix_weight = 1, no Cholesky in ONNX); the scoring graph run with "
     "them gives each row's flow log-density log_density - adapt_rows.log_density_offset; the Gaussian and the "
     "weight come from the standardized rows u (adapt_rows) and those densities by "
-    "flowad.flows.moments.fit_mixture (5 folds i % 5, OAS-shrunk correlations, the weight by the rule in "
+    "flowad.flows.moments.fit_mixture (5 folds i % 5, OAS-shrunk correlations — with mixture.stationary_frames > 1 "
+    "first shrunk toward block-Toeplitz, flowad.flows.moments.stationary_covariance —, the weight by the rule in "
     "mixture.selection: 'target', 0.5 below 10 rows and 0 from 10 rows on; 'likelihood', from 0, 0.05, ..., 1 by "
     "held-out log-likelihood, 0.5 below 10 rows); the scoring graph's inputs are then gauss_mean, gauss_factor, "
     "gauss_const and mix_weight of that DomainMixture. OnnxScorer.adapt(..., flow_only=True) keeps the flow alone.",
@@ -448,6 +449,7 @@ def export_onnx(det: Any, path: str | os.PathLike[str]) -> dict[str, Path]:
             "inputs": list(MIXTURE_INPUTS),
             "gaussian_space": det.gaussian_space,
             "selection": det._rule,
+            "stationary_frames": det._frames,
             "device_adapt": DEVICE_ADAPT[det.gaussian_space],
         }
     if domains is not None:

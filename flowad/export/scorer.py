@@ -173,7 +173,7 @@ class OnnxScorer:
                 f"Cannot adapt domain {name!r} with its mixture: the sidecar's mixture.selection is {rule!r}, "
                 f"which this flowad does not know ({', '.join(SELECTION_RULES)}); upgrade flowad or pass flow_only=True."
             )
-        state, _ = fit_mixture(rows, log_flow, rule=rule)
+        state, _ = fit_mixture(rows, log_flow, rule=rule, frames=int(mixture.get("stationary_frames", 1)))
         g = state.gaussian
         values = (g.mean, g.factor, np.array([g.const]), np.array([state.weight]))
         return {k: np.asarray(v, dtype=self.dtype) for k, v in zip(mixture["inputs"], values, strict=True)}

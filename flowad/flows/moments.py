@@ -17,6 +17,10 @@ Shrinkage (both equal scikit-learn's estimators on the same rows, see the tests)
 * :func:`oas` — Chen et al.'s oracle approximating shrinkage; needs only ``n`` and ``C``, so it
   also applies to a rescaled matrix (a correlation matrix), which :class:`ShrunkGaussian` uses;
 * :func:`ledoit_wolf` — Ledoit and Wolf's; needs ``s4`` as well, in the rows' own coordinates.
+
+Rows that stack ``frames`` consecutive frames of a stationary signal (a context window of log-mel
+frames, frame-major) have a block-Toeplitz covariance; :func:`stationary_covariance` uses that
+structure when few rows are available (see :class:`ShrunkGaussian`).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ __all__ = [
     "oas",
     "select_weight",
     "shrunk_covariance",
+    "stationary_covariance",
 ]
 
 #: Floor of a per-feature variance of a domain (the input is already standardized to unit scale
@@ -139,18 +144,101 @@ def shrunk_covariance(cov: np.ndarray, shrinkage: float) -> np.ndarray:
     return out
 
 
+def _oas_amount(cov: np.ndarray, count: int) -> float:
+    d = cov.shape[0]
+    mu = float(np.trace(cov)) / d
+    alpha = float(np.einsum("ij,ij->", cov, cov)) / (d * d)
+    num = alpha + mu**2
+    den = (count + 1.0) * (alpha - mu**2 / d)
+    return 1.0 if den == 0 else min(num / den, 1.0)
+
+
 def oas(cov: np.ndarray, count: int) -> tuple[np.ndarray, float]:
     """Oracle approximating shrinkage of the biased covariance ``cov`` of ``count`` rows.
 
     The formula of ``sklearn.covariance.oas``; returns ``(shrunk covariance, shrinkage)``.
     """
-    d = cov.shape[0]
-    mu = float(np.trace(cov)) / d
-    alpha = float(np.mean(cov**2))
-    num = alpha + mu**2
-    den = (count + 1.0) * (alpha - mu**2 / d)
-    shrinkage = 1.0 if den == 0 else min(num / den, 1.0)
+    shrinkage = _oas_amount(cov, count)
     return shrunk_covariance(cov, shrinkage), shrinkage
+
+
+def block_toeplitz(cov: np.ndarray, frames: int) -> np.ndarray:
+    """The block-Toeplitz matrix nearest ``cov`` (Frobenius norm): ``cov`` seen as ``frames x
+    frames`` blocks, each block replaced by the mean of the blocks on its block diagonal."""
+    d = cov.shape[0]
+    m = d // frames
+    blocks = cov.reshape(frames, m, frames, m)
+    out = np.empty_like(blocks)
+    for k in range(frames):
+        lag = sum(blocks[t, :, t + k, :] for t in range(frames - k)) / (frames - k)
+        for t in range(frames - k):
+            out[t, :, t + k, :] = lag
+            out[t + k, :, t, :] = lag.T
+    return out.reshape(d, d)
+
+
+def _psd(a: np.ndarray) -> np.ndarray:
+    """``a`` (symmetric) if it is positive definite, else its eigenvalues clipped at 0."""
+    from scipy.linalg import LinAlgError, cholesky
+
+    try:
+        cholesky(a, lower=True, check_finite=False)
+        return a
+    except (LinAlgError, ValueError):
+        w, v = np.linalg.eigh(a)
+        return (v * np.maximum(w, 0.0)) @ v.T
+
+
+def stationary_covariance(mean: np.ndarray, comoment: np.ndarray, count: int, frames: int) -> tuple[np.ndarray, np.ndarray, float, float]:
+    r"""Mean and covariance of rows that stack ``frames`` equal-width frames of a stationary signal.
+
+    Stationarity makes the mean the same at every frame position and the covariance
+    block-Toeplitz (a block depends only on the lag between two positions). From few rows the
+    sample mean ``m`` and covariance ``S`` are far from that structure; each is shrunk toward its
+    structured version (``m_bar``, the mean over frame positions, and ``T``, the nearest
+    block-Toeplitz matrix to ``S`` about the shrunk mean, with negative eigenvalues clipped at 0)
+    by the amount the sampling noise calls for:
+
+    .. math::
+        \hat m = (1 - \gamma) m + \gamma \bar m, \qquad
+        \gamma = \min\Big(1, \frac{\operatorname{tr} S / n}{\lVert m - \bar m \rVert^2}\Big),
+
+        \hat\Sigma = (1 - \delta) S + \delta T, \qquad
+        \delta = \min\Big(1, \frac{\sum_{ij} (S_{ij}^2 + S_{ii} S_{jj}) / n}{\sum_{ij} (S_{ij} - T_{ij})^2}\Big),
+
+    ``delta`` computed on the correlation scale of ``T``. The numerators are the sampling
+    variances of the entries of ``m`` and ``S`` for Gaussian rows, so both amounts go from 1 (a
+    handful of rows: the structure) toward 0 when many rows show the signal is not stationary,
+    as in Ledoit–Wolf shrinkage toward a structured target. No label and no tuned constant.
+
+    Returns
+    -------
+    mean : ndarray of shape (D,)
+    covariance : ndarray of shape (D, D)
+        Positive semi-definite.
+    gamma, delta : float
+        The weights of the structured mean and covariance.
+    """
+    d = mean.shape[0]
+    cov = comoment / count
+    tied = np.tile(mean.reshape(frames, d // frames).mean(axis=0), frames)
+    gap_m = float(np.sum((mean - tied) ** 2))
+    noise_m = float(np.trace(cov)) / count
+    gamma = 1.0 if gap_m <= noise_m else noise_m / gap_m
+    shrunk_mean = (1.0 - gamma) * mean + gamma * tied
+    shift = mean - shrunk_mean
+    cov = cov + np.outer(shift, shift)  # second moment about the shrunk mean
+    target = _psd(block_toeplitz(cov, frames))
+    s = np.sqrt(np.maximum(np.diag(target), VAR_FLOOR))
+    outer = np.outer(s, s)
+    corr = cov / outer  # on T's correlation scale
+    noise = (float(np.einsum("ij,ij->", corr, corr)) + float(np.trace(corr)) ** 2) / count
+    corr -= target / outer
+    gap = float(np.einsum("ij,ij->", corr, corr))
+    delta = 1.0 if gap <= noise else noise / gap
+    out = cov * (1.0 - delta)
+    out += delta * target
+    return shrunk_mean, out, float(gamma), float(delta)
 
 
 def ledoit_wolf(moments: CoMoments) -> tuple[np.ndarray, float]:
@@ -185,6 +273,11 @@ class ShrunkGaussian:
     ``sqrt(VAR_FLOOR)``): the same Gaussian as standardizing with the rows' own mean and
     standard deviation and fitting a shrinkage covariance there (what the target-only Gaussian
     baseline does). :attr:`factor` is ``L^{-1} diag(1/s)``, for graphs without a triangular solve.
+
+    With ``frames > 1`` the rows stack that many frames of a stationary signal: the mean and
+    covariance are :func:`stationary_covariance`'s (shrunk toward the same mean at every frame
+    position and toward block-Toeplitz, the latter by ``toeplitz_weight``) before the scales and
+    the OAS step; OAS's amount is the one of the rows' own correlation matrix.
     """
 
     mean: np.ndarray
@@ -192,29 +285,32 @@ class ShrunkGaussian:
     chol: np.ndarray
     const: float
     shrinkage: float
+    toeplitz_weight: float = 0.0
 
     @classmethod
-    def fit(cls, moments: CoMoments) -> ShrunkGaussian:
-        return cls.from_comoment(moments.count, moments.mean, moments.comoment)
+    def fit(cls, moments: CoMoments, frames: int = 1) -> ShrunkGaussian:
+        return cls.from_comoment(moments.count, moments.mean, moments.comoment, frames)
 
     @classmethod
-    def from_comoment(cls, count: int, mean: np.ndarray, comoment: np.ndarray) -> ShrunkGaussian:
+    def from_comoment(cls, count: int, mean: np.ndarray, comoment: np.ndarray, frames: int = 1) -> ShrunkGaussian:
         if count < 1:
             raise ValueError("A Gaussian needs at least one row.")
+        if frames < 1 or mean.shape[0] % frames:
+            raise ValueError(f"{mean.shape[0]} features cannot be split into {frames} equal frames.")
         cov = comoment / count
-        s = np.sqrt(np.maximum(np.diag(cov), VAR_FLOOR))
-        with np.errstate(over="ignore", invalid="ignore"):
-            corr = cov / s[:, None]
-            corr /= s[None, :]
-        # A correlation matrix: unit diagonal, entries in [-1, 1]. Features whose variance is at
-        # the floor (or whose moments overflowed) would otherwise leave a zero or non-finite row.
-        corr = np.clip(np.nan_to_num(corr, nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0)
-        np.fill_diagonal(corr, 1.0)
-        shrunk, a = oas(corr, count)
+        delta = 0.0
+        if frames > 1:
+            a = _oas_amount(_correlation(cov)[1], count)  # the amount the rows' own correlations call for
+            mean, cov, _, delta = stationary_covariance(mean, comoment, count, frames)
+            s, corr = _correlation(cov)
+            shrunk = shrunk_covariance(corr, a)
+        else:
+            s, corr = _correlation(cov)
+            shrunk, a = oas(corr, count)
         chol = _cholesky(shrunk)
         d = mean.shape[0]
         const = -float(np.log(s).sum()) - float(np.log(np.diag(chol)).sum()) - 0.5 * d * math.log(2.0 * math.pi)
-        return cls(np.array(mean, dtype=np.float64), s, chol, const, float(a))
+        return cls(np.array(mean, dtype=np.float64), s, chol, const, float(a), float(delta))
 
     def log_prob(self, x: np.ndarray) -> np.ndarray:
         from scipy.linalg import solve_triangular
@@ -230,6 +326,19 @@ class ShrunkGaussian:
 
         inv = solve_triangular(self.chol, np.eye(self.chol.shape[0]), lower=True, check_finite=False)
         return inv / self.scale[None, :]
+
+
+def _correlation(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature scales (variances floored at VAR_FLOOR) and the correlation matrix of ``cov``."""
+    s = np.sqrt(np.maximum(np.diag(cov), VAR_FLOOR))
+    with np.errstate(over="ignore", invalid="ignore"):
+        corr = cov / s[:, None]
+        corr /= s[None, :]
+    # A correlation matrix: unit diagonal, entries in [-1, 1]. Features whose variance is at
+    # the floor (or whose moments overflowed) would otherwise leave a zero or non-finite row.
+    corr = np.clip(np.nan_to_num(corr, nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0)
+    np.fill_diagonal(corr, 1.0)
+    return s, corr
 
 
 def _cholesky(a: np.ndarray) -> np.ndarray:
@@ -365,8 +474,8 @@ class DomainMixture:
     gaussian: ShrunkGaussian
 
     @classmethod
-    def build(cls, moments: CoMoments, selection: Selection, rule: str = "likelihood") -> DomainMixture:
-        return cls(moments, selection, select_weight(selection, rule), ShrunkGaussian.fit(moments))
+    def build(cls, moments: CoMoments, selection: Selection, rule: str = "likelihood", frames: int = 1) -> DomainMixture:
+        return cls(moments, selection, select_weight(selection, rule), ShrunkGaussian.fit(moments, frames))
 
     def weight_for(self, rule: str) -> float:
         """The flow weight under selection ``rule`` (:func:`select_weight` of this domain's sums)."""
@@ -376,7 +485,7 @@ class DomainMixture:
         return DomainMixture(self.moments.copy(), self.selection.copy(), self.weight, self.gaussian)
 
 
-def held_out_gaussian(total: CoMoments, part: CoMoments) -> ShrunkGaussian:
+def held_out_gaussian(total: CoMoments, part: CoMoments, frames: int = 1) -> ShrunkGaussian:
     """The Gaussian that holds ``part`` out of ``total`` *for its correlations only*: the mean and
     per-feature scales are those of all rows of ``total``, the correlation matrix that of the rows
     not in ``part`` (an exact downdate of the co-moment), shrunk by OAS.
@@ -384,7 +493,8 @@ def held_out_gaussian(total: CoMoments, part: CoMoments) -> ShrunkGaussian:
     The flow's per-domain statistics (AdaBN means and variances) are computed once from all rows,
     so its held-out likelihood is in-sample for exactly those per-feature statistics; giving the
     Gaussian the same in-sample per-feature statistics keeps the comparison fair, and what the
-    Gaussian learns beyond them (the correlations, D(D-1)/2 numbers) is held out.
+    Gaussian learns beyond them (the correlations, D(D-1)/2 numbers) is held out. ``frames``:
+    see :class:`ShrunkGaussian`.
     """
     n = total.count - part.count
     if n < 1:
@@ -397,7 +507,7 @@ def held_out_gaussian(total: CoMoments, part: CoMoments) -> ShrunkGaussian:
     rescale = s_all / s_rest
     comoment = comoment * rescale[:, None]
     comoment *= rescale[None, :]
-    return ShrunkGaussian.from_comoment(n, total.mean, comoment)
+    return ShrunkGaussian.from_comoment(n, total.mean, comoment, frames)
 
 
 def fold_of(positions: np.ndarray, count: int) -> np.ndarray:
@@ -406,7 +516,7 @@ def fold_of(positions: np.ndarray, count: int) -> np.ndarray:
 
 
 def fit_mixture(rows: np.ndarray, log_flow: np.ndarray, extra: np.ndarray | float = 0.0,
-                prior: DomainMixture | None = None, rule: str = "likelihood") -> tuple[DomainMixture, np.ndarray]:
+                prior: DomainMixture | None = None, rule: str = "likelihood", frames: int = 1) -> tuple[DomainMixture, np.ndarray]:
     """Add a batch of a domain's rows to its mixture; return it and the rows' mixture log-densities.
 
     Parameters
@@ -422,6 +532,8 @@ def fit_mixture(rows: np.ndarray, log_flow: np.ndarray, extra: np.ndarray | floa
         The domain's state from earlier batches (``partial_adapt``), None for a fresh one.
     rule : {"likelihood", "target"}, default="likelihood"
         How the weight is chosen from the held-out sums (:func:`select_weight`).
+    frames : int, default=1
+        Frames of a stationary signal stacked in each row (:class:`ShrunkGaussian`).
 
     Notes
     -----
@@ -447,9 +559,9 @@ def fit_mixture(rows: np.ndarray, log_flow: np.ndarray, extra: np.ndarray | floa
             batch = batch.merge(part)
         held = np.empty(n)
         for f, part in enumerate(parts):
-            held[folds == f] = held_out_gaussian(batch, part).log_prob(rows[folds == f])
+            held[folds == f] = held_out_gaussian(batch, part, frames).log_prob(rows[folds == f])
         selection = selection.add(log_flow, held + extra)
     assert batch is not None
     moments = batch if prior is None else prior.moments.merge(batch)
-    state = DomainMixture.build(moments, selection, rule)
+    state = DomainMixture.build(moments, selection, rule, frames)
     return state, mixture_log_prob(log_flow, state.gaussian.log_prob(rows) + extra, state.weight)

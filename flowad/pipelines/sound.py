@@ -211,7 +211,10 @@ class SoundDetector:
     Parameters
     ----------
     detector : AdaFlow or None, default=None
-        The (unfitted) detector to train; None gives ``AdaFlow()`` with its defaults.
+        The (unfitted) detector to train; None gives ``AdaFlow(stationary_frames=2 * context + 1)``
+        (the context window's frames, so each domain's Gaussian uses their stationarity) with its
+        other defaults. A detector given here keeps its own ``stationary_frames`` (1 or the
+        window's frame count).
     config : AudioFeatureConfig, default=AudioFeatureConfig()
         Feature settings (16 kHz, FFT 512, hop 256, 64 mel bands, 5 context frames each side).
     domain_by : {"domain", "section", "attributes"}, default="domain"
@@ -242,11 +245,17 @@ class SoundDetector:
     def __post_init__(self) -> None:
         _check_choice("domain_by", self.domain_by, DOMAIN_BY)
         _check_choice("aggregate", self.aggregate, AGGREGATES)
+        self.config.validate()
+        frames = 2 * self.config.context + 1
         if self.detector is None:
-            self.detector = AdaFlow()
+            self.detector = AdaFlow(stationary_frames=frames)
         if not isinstance(self.detector, AdaFlow):
             raise InputError(f"detector must be an AdaFlow, got {type(self.detector).__name__}.")
-        self.config.validate()
+        if self.detector.stationary_frames not in (1, frames):
+            raise InputError(
+                f"The detector's stationary_frames={self.detector.stationary_frames!r} does not match the features: "
+                f"a context of {self.config.context} stacks {frames} frames per row (use {frames}, or 1 for no structure)."
+            )
 
     # ------------------------------------------------------------------------ helpers
     def scan(self, source: str | os.PathLike[str], *, domain: str | None = None) -> pd.DataFrame:

@@ -166,3 +166,84 @@ def test_gaussian_of_overflowing_rows_does_not_raise_or_warn() -> None:
         warnings.simplefilter("error", RuntimeWarning)
         g = ShrunkGaussian.fit(CoMoments.of(rows))
     assert np.isfinite(g.chol).all()
+
+
+# ------------------------------------------------------------------ stationary frames
+def _windows(n: int, frames: int, width: int, seed: int) -> np.ndarray:
+    """``n`` rows, each ``frames`` consecutive frames (frame-major) of a stationary vector AR(1)
+    process with correlated channels and a non-zero mean: a block-Toeplitz covariance."""
+    mix = np.random.default_rng(100).normal(size=(width, width)) / np.sqrt(width)
+    rng = np.random.default_rng(seed)
+    rows = np.empty((n, frames * width))
+    for i in range(n):
+        x = rng.normal(size=width) / np.sqrt(1 - 0.8**2)  # the stationary start
+        out = []
+        for _ in range(frames):
+            out.append(x @ mix + 3.0)
+            x = 0.8 * x + rng.normal(size=width)
+        rows[i] = np.concatenate(out)
+    return rows
+
+
+def _true_covariance(frames: int, width: int) -> np.ndarray:
+    mix = np.random.default_rng(100).normal(size=(width, width)) / np.sqrt(width)
+    base = mix.T @ mix / (1 - 0.8**2)
+    return np.block([[0.8 ** abs(u - t) * base for u in range(frames)] for t in range(frames)])
+
+
+def test_block_toeplitz_is_the_frobenius_projection() -> None:
+    from flowad.flows.moments import block_toeplitz
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(12, 12))
+    a = a + a.T
+    t = block_toeplitz(a, 4)
+    blocks = t.reshape(4, 3, 4, 3)
+    for k in range(4):  # constant along every block diagonal, symmetric
+        for i in range(4 - k):
+            np.testing.assert_allclose(blocks[i, :, i + k, :], blocks[0, :, k, :])
+    np.testing.assert_allclose(t, t.T)
+    np.testing.assert_allclose(block_toeplitz(t, 4), t, atol=1e-12)  # idempotent
+    b = block_toeplitz(rng.normal(size=(12, 12)) + rng.normal(size=(12, 12)).T, 4)  # any symmetric block-Toeplitz matrix
+    assert abs(np.sum((a - t) * b)) < 1e-9  # the residual is orthogonal to the subspace
+
+
+def test_stationary_covariance_uses_the_structure_the_rows_support() -> None:
+    from flowad.flows.moments import stationary_covariance
+
+    frames, width = 6, 4
+    truth = _true_covariance(frames, width)
+    ratios = []
+    for seed in range(10):
+        few = CoMoments.of(_windows(8, frames, width, seed=seed))
+        mean, cov, gamma, delta = stationary_covariance(few.mean, few.comoment, few.count, frames)
+        tied = np.tile(few.mean.reshape(frames, width).mean(axis=0), frames)  # the mean over frame positions
+        np.testing.assert_allclose(mean, (1 - gamma) * few.mean + gamma * tied)
+        assert gamma > 0.5 and delta > 0.6 and np.linalg.eigvalsh(cov).min() > -1e-10
+        ratios.append(np.linalg.norm(cov - truth) / np.linalg.norm(few.covariance - truth))
+    # from 8 rows the structure is closer to the truth than the rows' own covariance, every time
+    assert max(ratios) < 1.0 and np.mean(ratios) < 0.9
+    many = CoMoments.of(_windows(4000, frames, width, seed=2))
+    _, cov_many, _, _ = stationary_covariance(many.mean, many.comoment, many.count, frames)
+    assert np.linalg.norm(cov_many - truth) < 0.1 * np.linalg.norm(truth)
+    # rows that are not stationary (the last frame twice as loud): many of them leave the structure
+    loud = _windows(4000, frames, width, seed=2)
+    loud[:, -width:] *= 2.0
+    m = CoMoments.of(loud)
+    mean_loud, cov_loud, gamma_loud, delta_loud = stationary_covariance(m.mean, m.comoment, m.count, frames)
+    assert gamma_loud < 0.01 and delta_loud < 0.05
+    np.testing.assert_allclose(mean_loud, m.mean, atol=0.02)
+    assert np.linalg.norm(cov_loud - m.covariance) < 0.05 * np.linalg.norm(m.covariance)
+
+
+def test_shrunk_gaussian_with_frames_is_the_normal_density_it_describes() -> None:
+    frames, width = 5, 3
+    x = _windows(12, frames, width, seed=3)
+    g = ShrunkGaussian.fit(CoMoments.of(x), frames=5)
+    assert 0 < g.toeplitz_weight <= 1 and ShrunkGaussian.fit(CoMoments.of(x)).toeplitz_weight == 0.0
+    cov = (g.chol @ g.chol.T) * np.outer(g.scale, g.scale)
+    np.testing.assert_allclose(g.mean.reshape(frames, width), np.tile(g.mean[:width], (frames, 1)), rtol=1e-12)
+    y = _windows(20, frames, width, seed=4)
+    np.testing.assert_allclose(g.log_prob(y), multivariate_normal(g.mean, cov).logpdf(y), rtol=1e-9, atol=1e-9)
+    with pytest.raises(ValueError, match="equal frames"):
+        ShrunkGaussian.fit(CoMoments.of(x), frames=4)

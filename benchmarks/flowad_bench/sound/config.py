@@ -26,14 +26,17 @@ GENERATED_NOISES = ("hvac",)
 #: DCASE 2016 office-event classes used as anomalies (the AdaFlow study's choice).
 EVENT_CLASSES = ("doorslam", "knock", "keysDrop", "keyboard", "drawer", "pageturn", "phone")
 #: Methods, in table order.
-METHODS = ("nf_unadapted", "autoencoder", "audio_ae", "adaflow", "adaflow_mixture", "adaflow_mixture_latent",
+METHODS = ("nf_unadapted", "autoencoder", "audio_ae", "adaflow", "adaflow_mixture", "adaflow_mixture_unstructured",
+           "adaflow_mixture_latent",
            "adaflow_mixture_likelihood", "nf_finetuned",
            "gauss_target", "knn_target")
 #: Methods with an NLL ("adaflow": the flow alone, the published AdaFlow; "adaflow_mixture": the
-#: library's default adapted detector, the same flow mixed with the target's Gaussian;
+#: sound pipeline's default adapted detector, the same flow mixed with the target's Gaussian, which
+#: uses the stationarity of the context window's frames (stationary_frames=11);
+#: "adaflow_mixture_unstructured": the same without it, AdaFlow() with its generic defaults;
 #: "adaflow_mixture_latent": the Gaussian on the flow's latent, gaussian_space="latent";
 #: "adaflow_mixture_likelihood": the weight of best held-out likelihood, mixture_selection="likelihood").
-FLOWS = ("nf_unadapted", "adaflow", "adaflow_mixture", "adaflow_mixture_latent", "adaflow_mixture_likelihood", "nf_finetuned")
+FLOWS = ("nf_unadapted", "adaflow", "adaflow_mixture", "adaflow_mixture_unstructured", "adaflow_mixture_latent", "adaflow_mixture_likelihood", "nf_finetuned")
 
 
 def experiment_name(anr_db: float) -> str:

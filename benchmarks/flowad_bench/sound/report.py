@@ -140,9 +140,14 @@ def sound_markdown(results: pd.DataFrame, config: SoundBenchConfig, command: str
         "",
         "## The default adapted detector (mixture) against the target-only baselines",
         "",
-        "`adaflow_mixture` is `AdaFlow()` as the library ships it (`adapted_density=\"mixture\"`): the flow's density "
-        "mixed with a Gaussian of the target's N frames, the flow's weight by the default rule "
+        "`adaflow_mixture` is the adapted detector of the library's sound pipeline (`SoundDetector`: "
+        "`AdaFlow(stationary_frames=11)`, `adapted_density=\"mixture\"`): the flow's density "
+        "mixed with a Gaussian of the target's N frames that uses the stationarity of the 11 frames of a context "
+        "window (mean tied across frame positions, covariance shrunk toward block-Toeplitz by an amount that "
+        "falls with N), the flow's weight by the default rule "
         "`mixture_selection=\"target\"` (0.5 below 10 frames, 0 from 10 on: the Gaussian of the N frames); "
+        "`adaflow_mixture_unstructured` is `AdaFlow()` with its generic defaults (`stationary_frames=1`: the "
+        "same Gaussian as `gauss_target` up to OAS vs Ledoit–Wolf); "
         "`adaflow_mixture_likelihood` is the same with the weight of best 5-fold held-out likelihood on them "
         "(`mixture_selection=\"likelihood\"`, the default before). "
         "`adaflow` is the same trained flow scored alone (the published AdaFlow). Gaussian = `gauss_target`, "

@@ -90,9 +90,12 @@ def run_sound_task(material: SoundMaterial, rotation: int, seed: int, config: So
     tests = {experiment_name(a): build_test_set(material, test_waves, seed, rotation, a, config) for a in config.anr_db}
 
     ada, bn, ae = fit_source_models(Xs, ds, config, seed)
+    frames = 2 * feats.context + 1
     variants = {  # the same trained flow: the default mixture, the flow alone (published AdaFlow), the latent Gaussian
         "adaflow": flow_only(ada),
-        "adaflow_mixture": ada,
+        # the sound pipeline's default (SoundDetector): the Gaussian knows the context window's frames
+        "adaflow_mixture": flow_only(ada, adapted_density="mixture", stationary_frames=frames),
+        "adaflow_mixture_unstructured": ada,  # AdaFlow() as is: no frame structure
         "adaflow_mixture_latent": flow_only(ada, adapted_density="mixture", gaussian_space="latent"),
         "adaflow_mixture_likelihood": flow_only(ada, adapted_density="mixture", mixture_selection="likelihood"),
     }
