@@ -72,6 +72,9 @@ class AdaptationBenchConfig:
     mmap_thresholds: tuple[int | None, ...] = (None, 1 << 20)
     dtype: str = "float32"
     seed: int = 0
+    #: ``AdaFlow(stationary_frames=...)`` also timed (the sound pipeline's default: 11 log-mel frames
+    #: of 64 bands = 704 features); skipped when it does not divide ``n_features``.
+    stationary_frames: int = 11
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -126,6 +129,15 @@ def _timing(cfg: AdaptationBenchConfig, model_path: Path) -> dict[str, Any]:
     t_adapt_flow = _median_time(lambda: flow_only.adapt(X_new, domain="target"), cfg.repeats,
                                 setup=lambda: flow_only.remove_domain("target"))
     t_score_flow = _median_time(lambda: flow_only.score_samples(X_new, domain="target"), cfg.repeats)
+    framed_times: dict[str, float] = {}
+    if cfg.stationary_frames > 1 and d % cfg.stationary_frames == 0:
+        # the sound pipeline's default: the same trained flow, each domain's Gaussian with the frame structure
+        framed = copy.deepcopy(ada).set_params(stationary_frames=cfg.stationary_frames)
+        framed.adapt(X_new, domain="target")
+        framed.score_samples(X_new, domain="target")
+        ta = _median_time(lambda: framed.adapt(X_new, domain="target"), cfg.repeats, setup=lambda: framed.remove_domain("target"))
+        ts = _median_time(lambda: framed.score_samples(X_new, domain="target"), cfg.repeats)
+        framed_times = {"adapt_frames_seconds": ta, "score_frames_seconds": ts, "adapt_frames_over_score_frames": ta / ts}
     t0 = time.perf_counter()
     bn.adapt(X_new, domain="target")
     t_finetune = time.perf_counter() - t0
@@ -154,6 +166,7 @@ def _timing(cfg: AdaptationBenchConfig, model_path: Path) -> dict[str, Any]:
         "adapt_over_score_flow": t_adapt / t_score_flow,
         "adapt_flow_over_score_flow": t_adapt_flow / t_score_flow,
         "core_adapt_over_core_score": t_core_adapt / t_core_score,
+        **framed_times,
         "adabn_layers": len(adabn_layers(ada.flow_.bijection)),
         "parameters": sum(p.numel() for p in ada.flow_.parameters()),
     }
@@ -290,6 +303,10 @@ def format_report(result: dict[str, Any]) -> str:
            f"fine-tuning / flow-alone adaptation:  {t['finetune_over_adapt_flow']:8.1f} x",
            f"flow-alone adaptation / flow-alone scoring pass: {t['adapt_flow_over_score_flow']:5.2f} x"]
           if "adapt_flow_seconds" in t else []),
+        *([f"adapt, stationary_frames={c.get('stationary_frames')} (the sound pipeline's default):  {1e3 * t['adapt_frames_seconds']:9.2f} ms",
+           f"score, stationary_frames={c.get('stationary_frames')}:                                 {1e3 * t['score_frames_seconds']:9.2f} ms",
+           f"adaptation / one scoring pass, stationary_frames={c.get('stationary_frames')}: {t['adapt_frames_over_score_frames']:5.2f} x"]
+          if "adapt_frames_seconds" in t else []),
         f"bare passes: update_statistics {1e3 * t['core_adapt_seconds']:.2f} ms / log_prob {1e3 * t['core_score_seconds']:.2f} ms"
         f" = {t['core_adapt_over_core_score']:.2f} x",
         "",
