@@ -300,12 +300,14 @@ def test_a_killed_worker_loses_and_duplicates_no_row(models, client, tmp_path) -
 
 @pytest.fixture(scope="module")
 def variants(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """AdaFlow models whose adaptation differs: the Gaussian in the latent space, and the flow alone."""
+    """AdaFlow models whose adaptation differs: the Gaussian in the latent space, the flow alone, and
+    the Gaussian of stationary frames (three frames of one feature)."""
     folder = tmp_path_factory.mktemp("variants")
     rng = np.random.default_rng(2)
     X = pd.DataFrame(rng.normal(size=(200, 3)), columns=COLS)
     out = {}
-    for name, kw in {"latent": {"gaussian_space": "latent"}, "flow": {"adapted_density": "flow"}}.items():
+    kinds = {"latent": {"gaussian_space": "latent"}, "flow": {"adapted_density": "flow"}, "frames": {"stationary_frames": 3}}
+    for name, kw in kinds.items():
         AdaFlow(epochs=2, hidden=(8,), random_state=0, **kw).fit(X, domains=["north"] * 100 + ["south"] * 100).save(folder / f"{name}.flowad")
         out[name] = folder / f"{name}.flowad"
     return out
@@ -316,7 +318,7 @@ def _uneven(df: pd.DataFrame, sizes: list[int]) -> dd.DataFrame:
     return dd.concat([dd.from_pandas(df.iloc[a:b], npartitions=1) for a, b in zip(cuts[:-1], cuts[1:], strict=True)])
 
 
-@pytest.mark.parametrize("kind", ["ada", "latent", "flow"])
+@pytest.mark.parametrize("kind", ["ada", "latent", "flow", "frames"])
 @pytest.mark.parametrize("sizes", [[7, 0, 13, 101, 3, 29], [4, 0, 4]])
 def test_distributed_mixture_equals_one_process_with_uneven_partitions(models, variants, client, kind, sizes) -> None:
     """Folds follow global row positions across partitions whose sizes are not multiples of 5
@@ -334,6 +336,8 @@ def test_distributed_mixture_equals_one_process_with_uneven_partitions(models, v
         a, b = dist._mix[dist.domains_.index("east")], one._mix[one.domains_.index("east")]
         assert a.moments.count == b.moments.count == sum(sizes) and a.selection.count == b.selection.count
         np.testing.assert_allclose(a.moments.comoment, b.moments.comoment, rtol=1e-6, atol=1e-9)
+        if kind == "frames":  # the workers' Gaussian uses the frame structure too
+            assert a.gaussian.toeplitz_weight == pytest.approx(b.gaussian.toeplitz_weight) and b.gaussian.toeplitz_weight > 0
         # float32 flow densities from differently batched passes: about 1e-7 per row
         np.testing.assert_allclose(a.selection.sums, b.selection.sums, rtol=1e-6, atol=1e-6 * max(1, a.selection.count))
     np.testing.assert_allclose(dist.thresholds_["east"], one.thresholds_["east"], rtol=1e-6)
