@@ -62,7 +62,11 @@ Methods (score higher = more anomalous):
 * ``gauss_target`` – a simple baseline, the FEMTO data README's "Gaussian fitted on the N
   target samples only": the same N target frames standardize the features, a Ledoit–Wolf
   Gaussian fitted on them scores each frame by its squared Mahalanobis distance (no source
-  data, no training). It tells how much of a result needs the source domains at all.
+  data, no training). It tells how much of a result needs the source domains at all;
+* ``gauss_target_stationary`` – the same N frames, the library's Gaussian that knows the
+  context window's 11 frames (:func:`flowad.flows.moments.stationary_covariance`: mean shrunk
+  toward the frame-position mean, covariance toward block-Toeplitz; no source data, no flow):
+  what the sound pipeline's adapted detector scores with from 10 frames on, without AdaFlow.
 
 N target frames (``n_adapt``, default 10 / 100 / 1000, the study's) are drawn at random from
 the target's training audio (nested: the 10 are among the 100, ...). The unadapted models do

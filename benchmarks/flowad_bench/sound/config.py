@@ -29,7 +29,7 @@ EVENT_CLASSES = ("doorslam", "knock", "keysDrop", "keyboard", "drawer", "pagetur
 METHODS = ("nf_unadapted", "autoencoder", "audio_ae", "adaflow", "adaflow_mixture", "adaflow_mixture_unstructured",
            "adaflow_mixture_latent",
            "adaflow_mixture_likelihood", "nf_finetuned",
-           "gauss_target", "knn_target")
+           "gauss_target", "gauss_target_stationary", "knn_target")
 #: Methods with an NLL ("adaflow": the flow alone, the published AdaFlow; "adaflow_mixture": the
 #: sound pipeline's default adapted detector, the same flow mixed with the target's Gaussian, which
 #: uses the stationarity of the context window's frames (stationary_frames=11);

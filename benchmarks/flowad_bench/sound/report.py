@@ -150,6 +150,8 @@ def sound_markdown(results: pd.DataFrame, config: SoundBenchConfig, command: str
         "same Gaussian as `gauss_target` up to OAS vs Ledoit–Wolf); "
         "`adaflow_mixture_likelihood` is the same with the weight of best 5-fold held-out likelihood on them "
         "(`mixture_selection=\"likelihood\"`, the default before). "
+        "`gauss_target_stationary` is that structured Gaussian of the N frames alone (no source data, no flow): "
+        "what the default gains over `gauss_target` comes from the frame structure, not from the source domains. "
         "`adaflow` is the same trained flow scored alone (the published AdaFlow). Gaussian = `gauss_target`, "
         "1-NN = `knn_target` (Euclidean distance to the nearest of the N frames, standardized by them).",
         "",

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from flowad.exceptions import InputError
+from flowad.flows.moments import CoMoments, ShrunkGaussian
 from flowad_bench.methods import quiet_and_isolated
 from flowad_bench.record import output_folder
 from flowad_bench.shift import (
@@ -136,6 +137,9 @@ def run_sound_task(material: SoundMaterial, rotation: int, seed: int, config: So
                     entries.append((method, *_score(test, -model.score_samples(test.frames, domain=target)), ada_seconds[method]))
                 entries.append(("nf_finetuned", *_score(test, -bn.score_samples(test.frames, domain=name)), ft_seconds))
                 entries.append(("gauss_target", _score(test, target_gaussian_scores(Xa, test.frames))[0], nan, nan))
+                # the same N frames, the library's Gaussian with the frame structure (no source data, no flow)
+                framed = ShrunkGaussian.fit(CoMoments.of(Xa), frames=frames)
+                entries.append(("gauss_target_stationary", _score(test, -framed.log_prob(test.frames))[0], nan, nan))
                 entries.append(("knn_target", _score(test, knn_target_scores(Xa, test.frames))[0], nan, nan))
                 rows += [result_row(experiment, target, seed, n, m, test.y, sc, nll, sec) for m, sc, nll, sec in entries]
             bn.remove_domain(name)
