@@ -238,14 +238,10 @@ class AdaFlow(DomainDetector):
         _check_param("mixture_selection", r, isinstance(r, str) and r in SELECTION_RULES, "'target' or 'likelihood'")
         f = self.stationary_frames
         _check_param("stationary_frames", f, _integer(f) and f >= 1, "an int >= 1")
-        if f > 1 and g != "input":
-            raise InputError(
-                f"stationary_frames={f} describes the input's frames; it needs gaussian_space='input' "
-                f"(the flow's latent has no frame structure), got gaussian_space={g!r}."
-            )
+        self._check_frames_space(f)  # the input's width is checked in _build_flow
 
     def _build_flow(self, n_features: int) -> Flow:
-        self._check_frames()
+        self._check_frames(int(self.stationary_frames))  # now that the input's constant features are known
         return build_adaflow(n_features, n_domains=len(self.domains_), **_architecture(self))
 
     def _fit_model(self, flow: Flow, Z: torch.Tensor, context: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -293,13 +289,28 @@ class AdaFlow(DomainDetector):
 
     @property
     def _frames(self) -> int:
-        return int(getattr(self, "stationary_frames", 1))
+        """``stationary_frames``, checked against the fitted input (also after ``set_params``)."""
+        f = getattr(self, "stationary_frames", 1)
+        if f == 1:
+            return 1
+        _check_param("stationary_frames", f, _integer(f) and f >= 1, "an int >= 1")
+        self._check_frames_space(f)
+        if hasattr(self, "constant_features_"):
+            self._check_frames(int(f))
+        return int(f)
 
-    def _check_frames(self) -> None:
-        """The input splits into ``stationary_frames`` frames, and dropping the constant features
+    def _check_frames_space(self, f: int) -> None:
+        if f > 1 and self.gaussian_space != "input":
+            raise InputError(
+                f"stationary_frames={f} describes the input's frames; it needs gaussian_space='input' "
+                f"(the flow's latent has no frame structure), got gaussian_space={self.gaussian_space!r}."
+            )
+
+    def _check_frames(self, f: int) -> None:
+        """For ``f > 1``: the input splits into ``f`` frames, and dropping the constant features
         (:class:`~flowad.preprocessing.Standardization`) keeps that structure: a feature constant
         in one frame position is constant in all."""
-        f, d = self._frames, int(self.n_features_in_)
+        d = int(self.n_features_in_)
         if f == 1:
             return
         if d % f:

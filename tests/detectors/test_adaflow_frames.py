@@ -122,3 +122,13 @@ def test_the_sound_pipeline_sets_the_frames_of_its_context_window() -> None:
     assert SoundDetector(AdaFlow()).detector.stationary_frames == 1  # a detector given keeps its own
     with pytest.raises(InputError, match="stacks 11 frames per row"):
         SoundDetector(AdaFlow(stationary_frames=5))
+
+
+def test_frames_set_after_fit_are_checked_when_used(fitted: AdaFlow, data: dict) -> None:
+    det = copy.deepcopy(fitted).set_params(stationary_frames=5)
+    with pytest.raises(InputError, match="not a multiple of 5"):
+        det.adapt(data["c"], domain="c")
+    assert "c" not in det.domains_  # nothing half-adapted is kept
+    det = copy.deepcopy(fitted).set_params(gaussian_space="latent")
+    with pytest.raises(InputError, match="needs gaussian_space='input'"):
+        det.adapt(data["c"], domain="c")
