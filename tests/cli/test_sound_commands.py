@@ -36,6 +36,7 @@ def test_fit_adapt_score(dcase: Path, tmp_path: Path) -> None:
     sd = SoundDetector.load(model)
     assert sd.config == AudioFeatureConfig(n_mels=16, context=2) and sd.machine == "fan"
     assert sd.domains_ == ["fan/section_00/source", "fan/section_00/target"]
+    assert sd.detector.stationary_frames == 5  # the context window's frames: 2 * 2 + 1
 
     scores = tmp_path / "scores.csv"
     result = _run("sound", "score", model, dcase, "-o", scores, "--cache", tmp_path / "cache")
