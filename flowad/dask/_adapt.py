@@ -372,7 +372,7 @@ def _mixture(det: Any, shared: Any, sources: list[Any], name: str, stats: Statis
     parts = run(tree_reduce(leaves, merge_fold_moments, split_every))
     if parts is None:  # cannot happen after _check_rows; named rather than asserted
         raise InputError(f"Domain {name!r} has no rows to fit its Gaussian on.")
-    frames = int(getattr(det, "stationary_frames", 1))
+    frames = det._frame_layout
     held = type(det)._held_out_gaussians(parts, frames)
     selection = Selection.empty()
     if held:

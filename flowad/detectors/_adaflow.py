@@ -22,6 +22,7 @@ from flowad.flows.moments import (
     WEIGHT_GRID,
     CoMoments,
     DomainMixture,
+    Frames,
     Selection,
     fit_mixture,
     fold_of,
@@ -278,7 +279,7 @@ class AdaFlow(DomainDetector):
         rows = (z if latent else Z).detach().double().cpu().numpy()
         extra = logdet.double().cpu().numpy() if latent else 0.0
         if fit:
-            state, out = fit_mixture(rows, log_flow_np, extra, prior, rule=self._rule, frames=self._frames)
+            state, out = fit_mixture(rows, log_flow_np, extra, prior, rule=self._rule, frames=self._frame_layout)
             self._mix[index] = state
         else:
             state = self._mix[index]
@@ -298,6 +299,16 @@ class AdaFlow(DomainDetector):
         if hasattr(self, "constant_features_"):
             self._check_frames(int(f))
         return int(f)
+
+    @property
+    def _frame_layout(self) -> Frames | int:
+        """The frames of the Gaussian's rows (the standardized non-constant features), with the
+        map back to the input's units, where the frames are stationary."""
+        f = self._frames
+        if f == 1:
+            return 1
+        keep = ~np.asarray(self.constant_features_, dtype=bool)
+        return Frames(f, np.asarray(self.mean_, dtype=np.float64)[keep], np.asarray(self.scale_, dtype=np.float64)[keep])
 
     def _check_frames_space(self, f: int) -> None:
         if f > 1 and self.gaussian_space != "input":
@@ -382,14 +393,14 @@ class AdaFlow(DomainDetector):
             parts = mine if parts is None else [a.merge(b) for a, b in zip(parts, mine, strict=True)]
             seen += chunk.shape[0]
         assert parts is not None
-        held_out = self._held_out_gaussians(parts, self._frames)
+        held_out = self._held_out_gaussians(parts, self._frame_layout)
         selection = Selection.empty()
         if held_out:
             seen = 0
             for chunk in chunks():
                 selection = selection.merge(self._fold_selection(chunk, index, seen, count, held_out))
                 seen += chunk.shape[0]
-        return self._finish_mixture(parts, selection, self._frames)
+        return self._finish_mixture(parts, selection, self._frame_layout)
 
     # The pieces of the streamed mixture, also for distributed adaptation (flowad.dask): each takes
     # standardized rows Z at global row positions start, start + 1, ... of ``count`` rows.
@@ -400,7 +411,7 @@ class AdaFlow(DomainDetector):
         return [CoMoments.of(rows[folds == f]) for f in range(max(1, min(N_FOLDS, count)))]
 
     @staticmethod
-    def _held_out_gaussians(parts: list[CoMoments], frames: int = 1) -> list[Any]:
+    def _held_out_gaussians(parts: list[CoMoments], frames: Frames | int = 1) -> list[Any]:
         """Each fold's held-out Gaussian (none below MIN_SELECTION_ROWS rows: no selection)."""
         total = CoMoments.empty(parts[0].features)
         for part in parts:
@@ -419,7 +430,7 @@ class AdaFlow(DomainDetector):
         return Selection.empty().add(log_flow, held + extra)
 
     @staticmethod
-    def _finish_mixture(parts: list[CoMoments], selection: Selection, frames: int = 1) -> DomainMixture:
+    def _finish_mixture(parts: list[CoMoments], selection: Selection, frames: Frames | int = 1) -> DomainMixture:
         total = CoMoments.empty(parts[0].features)
         for part in parts:
             total = total.merge(part)
@@ -492,7 +503,7 @@ class AdaFlow(DomainDetector):
             if count < 1 or n_sel < 0 or comoment.shape != (d, d) or s3.shape != (d,) or sums.shape != (g,) or cross.shape != (g, g):
                 raise ModelFileError(f"the mixture state of domain {self.domains_[i]!r} has inconsistent shapes or counts.")
             moments = CoMoments(count, mean, comoment, s3, float(tensors[f"{key}.s4"].double().item()))
-            self._mix.append(DomainMixture.build(moments, Selection(n_sel, sums, cross), self._rule, self._frames))
+            self._mix.append(DomainMixture.build(moments, Selection(n_sel, sums, cross), self._rule, self._frame_layout))
 
     # ------------------------------------------------------------ per-domain statistics rows
     def _layers(self) -> list[AdaptiveBatchNorm]:

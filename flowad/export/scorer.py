@@ -35,7 +35,7 @@ from flowad._validation import check_adaptation_range, check_n_features, check_X
 from flowad.detectors._base import BaseFlowDetector
 from flowad.detectors._domains import _check_rows, domain_name
 from flowad.exceptions import InputError, NonFiniteError, UnknownDomainError
-from flowad.flows.moments import SELECTION_RULES, fit_mixture
+from flowad.flows.moments import SELECTION_RULES, Frames, fit_mixture
 from flowad.preprocessing import Standardization
 
 __all__ = ["INPUT_CHECKS", "OnnxScorer"]
@@ -173,7 +173,10 @@ class OnnxScorer:
                 f"Cannot adapt domain {name!r} with its mixture: the sidecar's mixture.selection is {rule!r}, "
                 f"which this flowad does not know ({', '.join(SELECTION_RULES)}); upgrade flowad or pass flow_only=True."
             )
-        state, _ = fit_mixture(rows, log_flow, rule=rule, frames=int(mixture.get("stationary_frames", 1)))
+        n_frames = int(mixture.get("stationary_frames", 1))
+        keep = ~np.asarray(st.constant, dtype=bool)
+        frames = Frames(n_frames, np.asarray(st.mean, dtype=np.float64)[keep], np.asarray(st.scale, dtype=np.float64)[keep]) if n_frames > 1 else 1
+        state, _ = fit_mixture(rows, log_flow, rule=rule, frames=frames)
         g = state.gaussian
         values = (g.mean, g.factor, np.array([g.const]), np.array([state.weight]))
         return {k: np.asarray(v, dtype=self.dtype) for k, v in zip(mixture["inputs"], values, strict=True)}

@@ -38,6 +38,7 @@ __all__ = [
     "WEIGHT_GRID",
     "CoMoments",
     "DomainMixture",
+    "Frames",
     "Selection",
     "ShrunkGaussian",
     "fit_mixture",
@@ -189,7 +190,23 @@ def _psd(a: np.ndarray) -> np.ndarray:
         return (v * np.maximum(w, 0.0)) @ v.T
 
 
-def stationary_covariance(mean: np.ndarray, comoment: np.ndarray, count: int, frames: int) -> tuple[np.ndarray, np.ndarray, float, float]:
+@dataclass(frozen=True)
+class Frames:
+    """How the features of a row form frames of a stationary signal: ``count`` equal-width frames,
+    frame-major. ``shift`` and ``scale`` (shape ``(D,)``, optional) map a row to the frames' own
+    units, ``x = shift + scale * row``, where the signal is stationary (rows standardized per
+    feature are only nearly so: each frame position got its own scale)."""
+
+    count: int
+    shift: np.ndarray | None = None
+    scale: np.ndarray | None = None
+
+
+def _frames(frames: Frames | int) -> Frames:
+    return frames if isinstance(frames, Frames) else Frames(int(frames))
+
+
+def stationary_covariance(mean: np.ndarray, comoment: np.ndarray, count: int, frames: Frames | int) -> tuple[np.ndarray, np.ndarray, float, float]:
     r"""Mean and covariance of rows that stack ``frames`` equal-width frames of a stationary signal.
 
     Stationarity makes the mean the same at every frame position and the covariance
@@ -210,6 +227,8 @@ def stationary_covariance(mean: np.ndarray, comoment: np.ndarray, count: int, fr
     variances of the entries of ``m`` and ``S`` for Gaussian rows, so both amounts go from 1 (a
     handful of rows: the structure) toward 0 when many rows show the signal is not stationary,
     as in Ledoit–Wolf shrinkage toward a structured target. No label and no tuned constant.
+    ``frames`` is a frame count or a :class:`Frames` (the estimate is then made in the frames'
+    own units and returned in the rows').
 
     Returns
     -------
@@ -219,8 +238,13 @@ def stationary_covariance(mean: np.ndarray, comoment: np.ndarray, count: int, fr
     gamma, delta : float
         The weights of the structured mean and covariance.
     """
+    layout = _frames(frames)
+    frames = layout.count
     d = mean.shape[0]
     cov = comoment / count
+    if layout.scale is not None:  # to the frames' own units
+        mean = np.asarray(layout.shift) + np.asarray(layout.scale) * mean
+        cov = cov * np.outer(layout.scale, layout.scale)
     tied = np.tile(mean.reshape(frames, d // frames).mean(axis=0), frames)
     gap_m = float(np.sum((mean - tied) ** 2))
     noise_m = float(np.trace(cov)) / count
@@ -238,6 +262,9 @@ def stationary_covariance(mean: np.ndarray, comoment: np.ndarray, count: int, fr
     delta = 1.0 if gap <= noise else noise / gap
     out = cov * (1.0 - delta)
     out += delta * target
+    if layout.scale is not None:  # back to the rows' units
+        shrunk_mean = (shrunk_mean - layout.shift) / layout.scale
+        out /= np.outer(layout.scale, layout.scale)
     return shrunk_mean, out, float(gamma), float(delta)
 
 
@@ -288,18 +315,19 @@ class ShrunkGaussian:
     toeplitz_weight: float = 0.0
 
     @classmethod
-    def fit(cls, moments: CoMoments, frames: int = 1) -> ShrunkGaussian:
+    def fit(cls, moments: CoMoments, frames: Frames | int = 1) -> ShrunkGaussian:
         return cls.from_comoment(moments.count, moments.mean, moments.comoment, frames)
 
     @classmethod
-    def from_comoment(cls, count: int, mean: np.ndarray, comoment: np.ndarray, frames: int = 1) -> ShrunkGaussian:
+    def from_comoment(cls, count: int, mean: np.ndarray, comoment: np.ndarray, frames: Frames | int = 1) -> ShrunkGaussian:
         if count < 1:
             raise ValueError("A Gaussian needs at least one row.")
-        if frames < 1 or mean.shape[0] % frames:
-            raise ValueError(f"{mean.shape[0]} features cannot be split into {frames} equal frames.")
+        n_frames = _frames(frames).count
+        if n_frames < 1 or mean.shape[0] % n_frames:
+            raise ValueError(f"{mean.shape[0]} features cannot be split into {n_frames} equal frames.")
         cov = comoment / count
         delta = 0.0
-        if frames > 1:
+        if n_frames > 1:
             a = _oas_amount(_correlation(cov)[1], count)  # the amount the rows' own correlations call for
             mean, cov, _, delta = stationary_covariance(mean, comoment, count, frames)
             s, corr = _correlation(cov)
@@ -474,7 +502,7 @@ class DomainMixture:
     gaussian: ShrunkGaussian
 
     @classmethod
-    def build(cls, moments: CoMoments, selection: Selection, rule: str = "likelihood", frames: int = 1) -> DomainMixture:
+    def build(cls, moments: CoMoments, selection: Selection, rule: str = "likelihood", frames: Frames | int = 1) -> DomainMixture:
         return cls(moments, selection, select_weight(selection, rule), ShrunkGaussian.fit(moments, frames))
 
     def weight_for(self, rule: str) -> float:
@@ -485,7 +513,7 @@ class DomainMixture:
         return DomainMixture(self.moments.copy(), self.selection.copy(), self.weight, self.gaussian)
 
 
-def held_out_gaussian(total: CoMoments, part: CoMoments, frames: int = 1) -> ShrunkGaussian:
+def held_out_gaussian(total: CoMoments, part: CoMoments, frames: Frames | int = 1) -> ShrunkGaussian:
     """The Gaussian that holds ``part`` out of ``total`` *for its correlations only*: the mean and
     per-feature scales are those of all rows of ``total``, the correlation matrix that of the rows
     not in ``part`` (an exact downdate of the co-moment), shrunk by OAS.
@@ -516,7 +544,7 @@ def fold_of(positions: np.ndarray, count: int) -> np.ndarray:
 
 
 def fit_mixture(rows: np.ndarray, log_flow: np.ndarray, extra: np.ndarray | float = 0.0,
-                prior: DomainMixture | None = None, rule: str = "likelihood", frames: int = 1) -> tuple[DomainMixture, np.ndarray]:
+                prior: DomainMixture | None = None, rule: str = "likelihood", frames: Frames | int = 1) -> tuple[DomainMixture, np.ndarray]:
     """Add a batch of a domain's rows to its mixture; return it and the rows' mixture log-densities.
 
     Parameters
@@ -532,8 +560,8 @@ def fit_mixture(rows: np.ndarray, log_flow: np.ndarray, extra: np.ndarray | floa
         The domain's state from earlier batches (``partial_adapt``), None for a fresh one.
     rule : {"likelihood", "target"}, default="likelihood"
         How the weight is chosen from the held-out sums (:func:`select_weight`).
-    frames : int, default=1
-        Frames of a stationary signal stacked in each row (:class:`ShrunkGaussian`).
+    frames : Frames or int, default=1
+        Frames of a stationary signal stacked in each row (:class:`Frames`, :class:`ShrunkGaussian`).
 
     Notes
     -----

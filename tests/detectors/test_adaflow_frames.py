@@ -48,9 +48,14 @@ def test_an_adapted_domain_gets_the_stationary_gaussian_of_its_rows(fitted: AdaF
     det.adapt(data["c"], domain="c")
     assert det.mixture_weights_["c"] == 0.0  # 12 rows, the default rule: the domain's own Gaussian
     Z = det._standardize(data["c"]).double().numpy()
-    expected = ShrunkGaussian.fit(CoMoments.of(Z), frames=FRAMES)
+    layout = det._frame_layout  # the frames are stationary in the input's units, not in standardized ones
+    assert layout.count == FRAMES
+    np.testing.assert_allclose(layout.shift + layout.scale * Z, data["c"], rtol=1e-10, atol=1e-10)
+    expected = ShrunkGaussian.fit(CoMoments.of(Z), frames=layout)
     got = det._mix[det._index("c")].gaussian
     assert got.toeplitz_weight == expected.toeplitz_weight > 0
+    in_units = (layout.shift + layout.scale * got.mean).reshape(FRAMES, WIDTH)
+    np.testing.assert_allclose(in_units, np.tile(in_units[0], (FRAMES, 1)), rtol=0.05, atol=0.05)  # nearly one mean per frame feature
     np.testing.assert_allclose(got.mean, expected.mean)
     np.testing.assert_allclose(got.chol, expected.chol)
     scores = det.decision_function(data["c_test"], domain="c")

@@ -247,3 +247,19 @@ def test_shrunk_gaussian_with_frames_is_the_normal_density_it_describes() -> Non
     np.testing.assert_allclose(g.log_prob(y), multivariate_normal(g.mean, cov).logpdf(y), rtol=1e-9, atol=1e-9)
     with pytest.raises(ValueError, match="equal frames"):
         ShrunkGaussian.fit(CoMoments.of(x), frames=4)
+
+
+def test_frames_in_their_own_units_equal_the_estimate_made_there() -> None:
+    """With a per-feature map to the frames' units, the estimate is made there and mapped back."""
+    from flowad.flows.moments import Frames, stationary_covariance
+
+    x = _windows(15, 5, 3, seed=6)  # stationary in these units
+    rng = np.random.default_rng(7)
+    shift, scale = rng.normal(size=15), rng.uniform(0.5, 2.0, size=15)
+    z = (x - shift) / scale  # standardized per feature: no longer stationary
+    mz, cz = CoMoments.of(z), CoMoments.of(x)
+    mean, cov, gamma, delta = stationary_covariance(mz.mean, mz.comoment, mz.count, Frames(5, shift, scale))
+    mean_x, cov_x, gamma_x, delta_x = stationary_covariance(cz.mean, cz.comoment, cz.count, 5)
+    assert (gamma, delta) == pytest.approx((gamma_x, delta_x))
+    np.testing.assert_allclose(shift + scale * mean, mean_x, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(cov * np.outer(scale, scale), cov_x, rtol=1e-9, atol=1e-10)
