@@ -166,8 +166,10 @@ class AdaFlow(DomainDetector):
     frame positions and :func:`flowad.flows.moments.stationary_covariance`: the sample covariance
     shrunk toward the nearest block-Toeplitz matrix by an amount set by the sampling noise of its
     entries (1 with a handful of rows, toward 0 with many), then OAS toward the identity by the
-    amount the rows' own correlations call for. On the sound benchmark (704 features, 11
-    frames; ``results/sound/``) it lifts the adapted Gaussian most where rows are few.
+    amount the rows' own correlations call for. Both are estimated in the input's units, where
+    the frames are stationary (the standardization gave each frame position its own scale), and
+    expressed on the standardized features. On the sound benchmark (704 features, 11 frames;
+    ``results/sound/``) it lifts the adapted Gaussian most where rows are few.
 
     **The mixture** (``adapted_density="mixture"``). Per domain, the Gaussian keeps the exact,
     mergeable moments of the domain's rows (count, mean, co-moment matrix; see
