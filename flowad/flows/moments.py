@@ -36,6 +36,7 @@ __all__ = [
     "N_FOLDS",
     "SELECTION_RULES",
     "WEIGHT_GRID",
+    "StationaryTarget",
     "CoMoments",
     "DomainMixture",
     "Frames",
@@ -50,6 +51,7 @@ __all__ = [
     "select_weight",
     "shrunk_covariance",
     "stationary_covariance",
+    "stationary_target",
 ]
 
 #: Floor of a per-feature variance of a domain (the input is already standardized to unit scale
@@ -154,6 +156,25 @@ def _oas_amount(cov: np.ndarray, count: int) -> float:
     return 1.0 if den == 0 else min(num / den, 1.0)
 
 
+def _weighted_square_sum(a: np.ndarray, w: np.ndarray) -> float:
+    """``sum_ij a_ij^2 w_i w_j`` (``w >= 0``)."""
+    u = np.sqrt(w)
+    m = a * u[:, None]
+    m *= u[None, :]
+    return float(np.vdot(m, m))
+
+
+def _oas_amount_of_correlation(cov: np.ndarray, count: int) -> float:
+    """``_oas_amount`` of the correlation matrix of ``cov`` (variances floored at VAR_FLOOR),
+    without forming it: its trace is ``D`` and its mean square ``sum c_ij^2 w_i w_j / D^2``."""
+    d = cov.shape[0]
+    w = 1.0 / np.maximum(np.diag(cov), VAR_FLOOR)
+    alpha = min(_weighted_square_sum(cov, w) / (d * d), 1.0)
+    num = alpha + 1.0
+    den = (count + 1.0) * (alpha - 1.0 / d)
+    return 1.0 if den <= 0 else min(num / den, 1.0)
+
+
 def oas(cov: np.ndarray, count: int) -> tuple[np.ndarray, float]:
     """Oracle approximating shrinkage of the biased covariance ``cov`` of ``count`` rows.
 
@@ -179,15 +200,15 @@ def block_toeplitz(cov: np.ndarray, frames: int) -> np.ndarray:
 
 
 def _psd(a: np.ndarray) -> np.ndarray:
-    """``a`` (symmetric) if it is positive definite, else its eigenvalues clipped at 0."""
-    from scipy.linalg import LinAlgError, cholesky
+    """``a`` (symmetric) with its negative eigenvalues clipped at 0. The eigendecomposition runs
+    in float32 (half the time of float64 for D = 704; precision enough for a shrinkage target),
+    the result is float64."""
+    from scipy.linalg import eigh
 
-    try:
-        cholesky(a, lower=True, check_finite=False)
+    w, v = eigh(a.astype(np.float32), driver="evd", check_finite=False)
+    if w.min() >= 0.0:
         return a
-    except (LinAlgError, ValueError):
-        w, v = np.linalg.eigh(a)
-        return (v * np.maximum(w, 0.0)) @ v.T
+    return ((v * np.maximum(w, 0.0)) @ v.T).astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -206,7 +227,39 @@ def _frames(frames: Frames | int) -> Frames:
     return frames if isinstance(frames, Frames) else Frames(int(frames))
 
 
-def stationary_covariance(mean: np.ndarray, comoment: np.ndarray, count: int, frames: Frames | int) -> tuple[np.ndarray, np.ndarray, float, float]:
+@dataclass(frozen=True)
+class StationaryTarget:
+    """The structured half of :func:`stationary_covariance` for some rows, in the frames' own
+    units: the shrunk mean, its weight ``gamma`` and the positive semi-definite block-Toeplitz
+    target ``T`` (one eigendecomposition of a ``D x D`` matrix; reused by held-out folds)."""
+
+    mean: np.ndarray
+    target: np.ndarray
+    gamma: float
+
+
+def stationary_target(mean: np.ndarray, comoment: np.ndarray, count: int, frames: Frames | int) -> StationaryTarget:
+    """The :class:`StationaryTarget` of rows with moments ``(count, mean, comoment)``."""
+    layout = _frames(frames)
+    mean, cov = _in_frame_units(mean, comoment / count, layout)
+    d, f = mean.shape[0], layout.count
+    tied = np.tile(mean.reshape(f, d // f).mean(axis=0), f)
+    gap_m = float(np.sum((mean - tied) ** 2))
+    noise_m = float(np.trace(cov)) / count
+    gamma = 1.0 if gap_m <= noise_m else noise_m / gap_m
+    shrunk_mean = (1.0 - gamma) * mean + gamma * tied
+    shift = mean - shrunk_mean
+    return StationaryTarget(shrunk_mean, _psd(block_toeplitz(cov + np.outer(shift, shift), f)), float(gamma))
+
+
+def _in_frame_units(mean: np.ndarray, cov: np.ndarray, layout: Frames) -> tuple[np.ndarray, np.ndarray]:
+    if layout.scale is None:
+        return mean, cov
+    return np.asarray(layout.shift) + np.asarray(layout.scale) * mean, cov * np.outer(layout.scale, layout.scale)
+
+
+def stationary_covariance(mean: np.ndarray, comoment: np.ndarray, count: int, frames: Frames | int,
+                          structure: StationaryTarget | None = None) -> tuple[np.ndarray, np.ndarray, float, float]:
     r"""Mean and covariance of rows that stack ``frames`` equal-width frames of a stationary signal.
 
     Stationarity makes the mean the same at every frame position and the covariance
@@ -228,7 +281,8 @@ def stationary_covariance(mean: np.ndarray, comoment: np.ndarray, count: int, fr
     handful of rows: the structure) toward 0 when many rows show the signal is not stationary,
     as in Ledoit–Wolf shrinkage toward a structured target. No label and no tuned constant.
     ``frames`` is a frame count or a :class:`Frames` (the estimate is then made in the frames'
-    own units and returned in the rows').
+    own units and returned in the rows'). ``structure``: the structured half computed from other
+    rows (:func:`stationary_target`; held-out folds take all rows'), else from these.
 
     Returns
     -------
@@ -239,32 +293,25 @@ def stationary_covariance(mean: np.ndarray, comoment: np.ndarray, count: int, fr
         The weights of the structured mean and covariance.
     """
     layout = _frames(frames)
-    frames = layout.count
-    d = mean.shape[0]
-    cov = comoment / count
-    if layout.scale is not None:  # to the frames' own units
-        mean = np.asarray(layout.shift) + np.asarray(layout.scale) * mean
-        cov = cov * np.outer(layout.scale, layout.scale)
-    tied = np.tile(mean.reshape(frames, d // frames).mean(axis=0), frames)
-    gap_m = float(np.sum((mean - tied) ** 2))
-    noise_m = float(np.trace(cov)) / count
-    gamma = 1.0 if gap_m <= noise_m else noise_m / gap_m
-    shrunk_mean = (1.0 - gamma) * mean + gamma * tied
+    if structure is None:
+        structure = stationary_target(mean, comoment, count, layout)
+    mean, cov = _in_frame_units(mean, comoment / count, layout)
+    shrunk_mean, target, gamma = structure.mean, structure.target, structure.gamma
     shift = mean - shrunk_mean
-    cov = cov + np.outer(shift, shift)  # second moment about the shrunk mean
-    target = _psd(block_toeplitz(cov, frames))
-    s = np.sqrt(np.maximum(np.diag(target), VAR_FLOOR))
-    outer = np.outer(s, s)
-    corr = cov / outer  # on T's correlation scale
-    noise = (float(np.einsum("ij,ij->", corr, corr)) + float(np.trace(corr)) ** 2) / count
-    corr -= target / outer
-    gap = float(np.einsum("ij,ij->", corr, corr))
+    cov += np.outer(shift, shift)  # second moment about the shrunk mean (cov is a new array here)
+    w = 1.0 / np.maximum(np.diag(target), VAR_FLOOR)  # T's correlation scale: entries times w_i w_j
+    diff = cov - target
+    noise = (_weighted_square_sum(cov, w) + float(np.diag(cov) @ w) ** 2) / count
+    gap = _weighted_square_sum(diff, w)
     delta = 1.0 if gap <= noise else noise / gap
-    out = cov * (1.0 - delta)
-    out += delta * target
+    out = diff  # (1 - delta) S + delta T = S - delta (S - T), in place
+    out *= -delta
+    out += cov
     if layout.scale is not None:  # back to the rows' units
         shrunk_mean = (shrunk_mean - layout.shift) / layout.scale
-        out /= np.outer(layout.scale, layout.scale)
+        inv = 1.0 / np.asarray(layout.scale)
+        out *= inv[:, None]
+        out *= inv[None, :]
     return shrunk_mean, out, float(gamma), float(delta)
 
 
@@ -319,7 +366,8 @@ class ShrunkGaussian:
         return cls.from_comoment(moments.count, moments.mean, moments.comoment, frames)
 
     @classmethod
-    def from_comoment(cls, count: int, mean: np.ndarray, comoment: np.ndarray, frames: Frames | int = 1) -> ShrunkGaussian:
+    def from_comoment(cls, count: int, mean: np.ndarray, comoment: np.ndarray, frames: Frames | int = 1,
+                      structure: StationaryTarget | None = None) -> ShrunkGaussian:
         if count < 1:
             raise ValueError("A Gaussian needs at least one row.")
         n_frames = _frames(frames).count
@@ -328,8 +376,8 @@ class ShrunkGaussian:
         cov = comoment / count
         delta = 0.0
         if n_frames > 1:
-            a = _oas_amount(_correlation(cov)[1], count)  # the amount the rows' own correlations call for
-            mean, cov, _, delta = stationary_covariance(mean, comoment, count, frames)
+            a = _oas_amount_of_correlation(cov, count)  # the amount the rows' own correlations call for
+            mean, cov, _, delta = stationary_covariance(mean, comoment, count, frames, structure)
             s, corr = _correlation(cov)
             shrunk = shrunk_covariance(corr, a)
         else:
@@ -502,8 +550,11 @@ class DomainMixture:
     gaussian: ShrunkGaussian
 
     @classmethod
-    def build(cls, moments: CoMoments, selection: Selection, rule: str = "likelihood", frames: Frames | int = 1) -> DomainMixture:
-        return cls(moments, selection, select_weight(selection, rule), ShrunkGaussian.fit(moments, frames))
+    def build(cls, moments: CoMoments, selection: Selection, rule: str = "likelihood", frames: Frames | int = 1,
+              structure: StationaryTarget | None = None) -> DomainMixture:
+        """``structure``: the :func:`stationary_target` of ``moments`` when already computed."""
+        gaussian = ShrunkGaussian.from_comoment(moments.count, moments.mean, moments.comoment, frames, structure)
+        return cls(moments, selection, select_weight(selection, rule), gaussian)
 
     def weight_for(self, rule: str) -> float:
         """The flow weight under selection ``rule`` (:func:`select_weight` of this domain's sums)."""
@@ -513,7 +564,8 @@ class DomainMixture:
         return DomainMixture(self.moments.copy(), self.selection.copy(), self.weight, self.gaussian)
 
 
-def held_out_gaussian(total: CoMoments, part: CoMoments, frames: Frames | int = 1) -> ShrunkGaussian:
+def held_out_gaussian(total: CoMoments, part: CoMoments, frames: Frames | int = 1,
+                      structure: StationaryTarget | None = None) -> ShrunkGaussian:
     """The Gaussian that holds ``part`` out of ``total`` *for its correlations only*: the mean and
     per-feature scales are those of all rows of ``total``, the correlation matrix that of the rows
     not in ``part`` (an exact downdate of the co-moment), shrunk by OAS.
@@ -522,7 +574,9 @@ def held_out_gaussian(total: CoMoments, part: CoMoments, frames: Frames | int = 
     so its held-out likelihood is in-sample for exactly those per-feature statistics; giving the
     Gaussian the same in-sample per-feature statistics keeps the comparison fair, and what the
     Gaussian learns beyond them (the correlations, D(D-1)/2 numbers) is held out. ``frames``:
-    see :class:`ShrunkGaussian`.
+    see :class:`ShrunkGaussian`; with frames, the structured half (``structure``, the
+    :func:`stationary_target` of ``total``, computed once for all folds) is in-sample too, as the
+    scales are: only the rows' own covariance is held out.
     """
     n = total.count - part.count
     if n < 1:
@@ -535,7 +589,9 @@ def held_out_gaussian(total: CoMoments, part: CoMoments, frames: Frames | int = 
     rescale = s_all / s_rest
     comoment = comoment * rescale[:, None]
     comoment *= rescale[None, :]
-    return ShrunkGaussian.from_comoment(n, total.mean, comoment, frames)
+    if _frames(frames).count > 1 and structure is None:
+        structure = stationary_target(total.mean, total.comoment, total.count, frames)
+    return ShrunkGaussian.from_comoment(n, total.mean, comoment, frames, structure)
 
 
 def fold_of(positions: np.ndarray, count: int) -> np.ndarray:
@@ -585,11 +641,14 @@ def fit_mixture(rows: np.ndarray, log_flow: np.ndarray, extra: np.ndarray | floa
         batch = CoMoments.empty(rows.shape[1])
         for part in parts:
             batch = batch.merge(part)
+        structure = stationary_target(batch.mean, batch.comoment, batch.count, frames) if _frames(frames).count > 1 else None
         held = np.empty(n)
         for f, part in enumerate(parts):
-            held[folds == f] = held_out_gaussian(batch, part, frames).log_prob(rows[folds == f])
+            held[folds == f] = held_out_gaussian(batch, part, frames, structure).log_prob(rows[folds == f])
         selection = selection.add(log_flow, held + extra)
+    else:
+        structure = None
     assert batch is not None
     moments = batch if prior is None else prior.moments.merge(batch)
-    state = DomainMixture.build(moments, selection, rule, frames)
+    state = DomainMixture.build(moments, selection, rule, frames, structure if prior is None else None)
     return state, mixture_log_prob(log_flow, state.gaussian.log_prob(rows) + extra, state.weight)

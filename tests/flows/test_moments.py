@@ -219,7 +219,8 @@ def test_stationary_covariance_uses_the_structure_the_rows_support() -> None:
         mean, cov, gamma, delta = stationary_covariance(few.mean, few.comoment, few.count, frames)
         tied = np.tile(few.mean.reshape(frames, width).mean(axis=0), frames)  # the mean over frame positions
         np.testing.assert_allclose(mean, (1 - gamma) * few.mean + gamma * tied)
-        assert gamma > 0.5 and delta > 0.6 and np.linalg.eigvalsh(cov).min() > -1e-10
+        eig = np.linalg.eigvalsh(cov)
+        assert gamma > 0.5 and delta > 0.6 and eig.min() > -1e-6 * eig.max()  # PSD up to float32 clipping
         ratios.append(np.linalg.norm(cov - truth) / np.linalg.norm(few.covariance - truth))
     # from 8 rows the structure is closer to the truth than the rows' own covariance, every time
     assert max(ratios) < 1.0 and np.mean(ratios) < 0.9
