@@ -57,7 +57,13 @@ Methods (score higher = more anomalous):
   log-mel features: 64 mels, 5 frames, hop 512) except ``sr=16000``, seeded, on the CPU; fitted
   on the source training clips, scoring the test segments (its per-clip mean window error);
 * ``adaflow`` – :class:`~flowad.detectors.AdaFlow` trained with the 9 source domains, adapted to the
-  target with ``adapt`` on N target training frames (forward passes only);
+  target with ``adapt`` on N target training frames (forward passes only), scored by the flow
+  alone (the published AdaFlow); ``adaflow_mixture`` – the same trained flow as the sound
+  pipeline adapts it (``stationary_frames=11``, the default mixture: from 10 frames on, the
+  target's Gaussian that knows the context window's frames); ``adaflow_mixture_unstructured`` –
+  the same with ``AdaFlow()``'s generic defaults; ``adaflow_mixture_latent`` and
+  ``adaflow_mixture_likelihood`` – the Gaussian on the flow's latent, the weight by held-out
+  likelihood;
 * ``nf_finetuned`` – the ``nf_unadapted`` flow fine-tuned on the same N frames;
 * ``gauss_target`` – a simple baseline, the FEMTO data README's "Gaussian fitted on the N
   target samples only": the same N target frames standardize the features, a Ledoit–Wolf
