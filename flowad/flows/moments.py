@@ -169,7 +169,10 @@ def _oas_amount_of_correlation(cov: np.ndarray, count: int) -> float:
     without forming it: its trace is ``D`` and its mean square ``sum c_ij^2 w_i w_j / D^2``."""
     d = cov.shape[0]
     w = 1.0 / np.maximum(np.diag(cov), VAR_FLOOR)
-    alpha = min(_weighted_square_sum(cov, w) / (d * d), 1.0)
+    alpha = _weighted_square_sum(cov, w) / (d * d)
+    if not math.isfinite(alpha):
+        return 1.0
+    alpha = min(alpha, 1.0)
     num = alpha + 1.0
     den = (count + 1.0) * (alpha - 1.0 / d)
     return 1.0 if den <= 0 else min(num / den, 1.0)
@@ -201,11 +204,17 @@ def block_toeplitz(cov: np.ndarray, frames: int) -> np.ndarray:
 
 def _psd(a: np.ndarray) -> np.ndarray:
     """``a`` (symmetric) with its negative eigenvalues clipped at 0. The eigendecomposition runs
-    in float32 (half the time of float64 for D = 704; precision enough for a shrinkage target),
-    the result is float64."""
-    from scipy.linalg import eigh
+    in float32 (half the time of float64 for D = 704; precision enough for a shrinkage target)
+    unless entries are too large for it; the result is float64."""
+    from scipy.linalg import LinAlgError, eigh
 
-    w, v = eigh(a.astype(np.float32), driver="evd", check_finite=False)
+    if not np.isfinite(a).all():  # overflowed moments: left to the correlation step's guards
+        return a
+    small = float(np.abs(a).max(initial=0.0)) < 1e30
+    try:
+        w, v = eigh(a.astype(np.float32) if small else a, driver="evd", check_finite=False)
+    except (LinAlgError, ValueError):
+        return a
     if w.min() >= 0.0:
         return a
     return ((v * np.maximum(w, 0.0)) @ v.T).astype(np.float64)
@@ -375,7 +384,7 @@ class ShrunkGaussian:
             raise ValueError(f"{mean.shape[0]} features cannot be split into {n_frames} equal frames.")
         cov = comoment / count
         delta = 0.0
-        if n_frames > 1:
+        if n_frames > 1 and np.isfinite(cov).all():  # overflowed moments: no structure, the guards below
             a = _oas_amount_of_correlation(cov, count)  # the amount the rows' own correlations call for
             mean, cov, _, delta = stationary_covariance(mean, comoment, count, frames, structure)
             s, corr = _correlation(cov)

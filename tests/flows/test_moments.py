@@ -264,3 +264,13 @@ def test_frames_in_their_own_units_equal_the_estimate_made_there() -> None:
     assert (gamma, delta) == pytest.approx((gamma_x, delta_x))
     np.testing.assert_allclose(shift + scale * mean, mean_x, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(cov * np.outer(scale, scale), cov_x, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_frames_survive_huge_rows_like_the_plain_gaussian() -> None:
+    x = _windows(20, 4, 3, seed=8)
+    for big in (1e100, 1e150):  # moments beyond float32 (and overflowing float64 at 1e150)
+        x[0, 0] = big
+        for frames in (1, 4):
+            g = ShrunkGaussian.fit(CoMoments.of(x), frames=frames)
+            assert np.isfinite(g.log_prob(x[1:])).all()
