@@ -59,15 +59,15 @@ def fit(
     from flowad.pipelines.sound import SoundDetector
 
     check_output(output)
-    params = {"random_state": seed, "stationary_frames": 2 * context + 1, **_parse_set(set_)}
+    config = AudioFeatureConfig(
+        sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, context=context
+    )
+    params = {"random_state": seed, "stationary_frames": config.frames, **_parse_set(set_)}
     if epochs is not None:
         params["epochs"] = epochs
     unknown = sorted(set(params) - set(AdaFlow().get_params()))
     if unknown:
         raise InputError(f"Unknown hyper-parameter(s) {unknown} for adaflow; valid: {sorted(AdaFlow().get_params())}.")
-    config = AudioFeatureConfig(
-        sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, context=context
-    )
     sd = SoundDetector(AdaFlow(**params), config, domain_by, aggregate, machine, cache, progress=not quiet)
     with progress(not quiet, "fit adaflow"):
         sd.fit(folder, adapt_target=adapt_target)

@@ -28,7 +28,7 @@ from flowad.flows.moments import (
     fold_of,
     held_out_gaussian,
     mixture_log_prob,
-    stationary_target,
+    target_for_frames,
 )
 
 __all__ = ["AdaFlow", "ADAPTED_DENSITIES", "GAUSSIAN_SPACES"]
@@ -421,7 +421,7 @@ class AdaFlow(DomainDetector):
             total = total.merge(part)
         if total.count < MIN_SELECTION_ROWS:
             return []
-        structure = stationary_target(total.mean, total.comoment, total.count, frames) if frames != 1 else None
+        structure = target_for_frames(total, frames)  # once for all folds
         return [held_out_gaussian(total, part, frames, structure) for part in parts]
 
     def _fold_selection(self, Z: torch.Tensor, index: int, start: int, count: int, held_out: list[Any]) -> Selection:

@@ -93,9 +93,14 @@ class AudioFeatureConfig:
     allow_silent: bool = False
 
     @property
+    def frames(self) -> int:
+        """Log-mel frames stacked in a feature vector (a context window): ``2 * context + 1``."""
+        return 2 * self.context + 1
+
+    @property
     def n_features(self) -> int:
-        """Length of a feature vector: ``n_mels * (2 * context + 1)``."""
-        return self.n_mels * (2 * self.context + 1)
+        """Length of a feature vector: ``n_mels * frames``."""
+        return self.n_mels * self.frames
 
     def validate(self) -> None:
         """Raise :class:`~flowad.exceptions.InputError` for an impossible setting."""

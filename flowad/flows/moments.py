@@ -36,12 +36,12 @@ __all__ = [
     "N_FOLDS",
     "SELECTION_RULES",
     "WEIGHT_GRID",
-    "StationaryTarget",
     "CoMoments",
     "DomainMixture",
     "Frames",
     "Selection",
     "ShrunkGaussian",
+    "StationaryTarget",
     "fit_mixture",
     "fold_of",
     "held_out_gaussian",
@@ -52,6 +52,7 @@ __all__ = [
     "shrunk_covariance",
     "stationary_covariance",
     "stationary_target",
+    "target_for_frames",
 ]
 
 #: Floor of a per-feature variance of a domain (the input is already standardized to unit scale
@@ -147,10 +148,8 @@ def shrunk_covariance(cov: np.ndarray, shrinkage: float) -> np.ndarray:
     return out
 
 
-def _oas_amount(cov: np.ndarray, count: int) -> float:
-    d = cov.shape[0]
-    mu = float(np.trace(cov)) / d
-    alpha = float(np.einsum("ij,ij->", cov, cov)) / (d * d)
+def _oas_shrinkage(mu: float, alpha: float, d: int, count: int) -> float:
+    """OAS's amount from ``mu = tr(S) / D`` and ``alpha = mean(S_ij^2)`` (sklearn's formula)."""
     num = alpha + mu**2
     den = (count + 1.0) * (alpha - mu**2 / d)
     return 1.0 if den == 0 else min(num / den, 1.0)
@@ -165,17 +164,13 @@ def _weighted_square_sum(a: np.ndarray, w: np.ndarray) -> float:
 
 
 def _oas_amount_of_correlation(cov: np.ndarray, count: int) -> float:
-    """``_oas_amount`` of the correlation matrix of ``cov`` (variances floored at VAR_FLOOR),
+    """OAS's amount for the correlation matrix of ``cov`` (variances floored at VAR_FLOOR),
     without forming it: its trace is ``D`` and its mean square ``sum c_ij^2 w_i w_j / D^2``."""
     d = cov.shape[0]
     w = 1.0 / np.maximum(np.diag(cov), VAR_FLOOR)
     alpha = _weighted_square_sum(cov, w) / (d * d)
-    if not math.isfinite(alpha):
-        return 1.0
-    alpha = min(alpha, 1.0)
-    num = alpha + 1.0
-    den = (count + 1.0) * (alpha - 1.0 / d)
-    return 1.0 if den <= 0 else min(num / den, 1.0)
+    # alpha >= 1 / D for a correlation matrix; below (floored variances) the amount is 1, as at 1 / D
+    return _oas_shrinkage(1.0, min(max(alpha, 1.0 / d), 1.0), d, count) if math.isfinite(alpha) else 1.0
 
 
 def oas(cov: np.ndarray, count: int) -> tuple[np.ndarray, float]:
@@ -183,7 +178,8 @@ def oas(cov: np.ndarray, count: int) -> tuple[np.ndarray, float]:
 
     The formula of ``sklearn.covariance.oas``; returns ``(shrunk covariance, shrinkage)``.
     """
-    shrinkage = _oas_amount(cov, count)
+    d = cov.shape[0]
+    shrinkage = _oas_shrinkage(float(np.trace(cov)) / d, float(np.mean(cov**2)), d, count)
     return shrunk_covariance(cov, shrinkage), shrinkage
 
 
@@ -259,6 +255,11 @@ def stationary_target(mean: np.ndarray, comoment: np.ndarray, count: int, frames
     shrunk_mean = (1.0 - gamma) * mean + gamma * tied
     shift = mean - shrunk_mean
     return StationaryTarget(shrunk_mean, _psd(block_toeplitz(cov + np.outer(shift, shift), f)), float(gamma))
+
+
+def target_for_frames(moments: CoMoments, frames: Frames | int) -> StationaryTarget | None:
+    """:func:`stationary_target` of ``moments`` for rows of several frames, None for one frame."""
+    return stationary_target(moments.mean, moments.comoment, moments.count, frames) if _frames(frames).count > 1 else None
 
 
 def _in_frame_units(mean: np.ndarray, cov: np.ndarray, layout: Frames) -> tuple[np.ndarray, np.ndarray]:
@@ -598,8 +599,7 @@ def held_out_gaussian(total: CoMoments, part: CoMoments, frames: Frames | int = 
     rescale = s_all / s_rest
     comoment = comoment * rescale[:, None]
     comoment *= rescale[None, :]
-    if _frames(frames).count > 1 and structure is None:
-        structure = stationary_target(total.mean, total.comoment, total.count, frames)
+    structure = structure or target_for_frames(total, frames)
     return ShrunkGaussian.from_comoment(n, total.mean, comoment, frames, structure)
 
 
@@ -650,7 +650,7 @@ def fit_mixture(rows: np.ndarray, log_flow: np.ndarray, extra: np.ndarray | floa
         batch = CoMoments.empty(rows.shape[1])
         for part in parts:
             batch = batch.merge(part)
-        structure = stationary_target(batch.mean, batch.comoment, batch.count, frames) if _frames(frames).count > 1 else None
+        structure = target_for_frames(batch, frames)
         held = np.empty(n)
         for f, part in enumerate(parts):
             held[folds == f] = held_out_gaussian(batch, part, frames, structure).log_prob(rows[folds == f])

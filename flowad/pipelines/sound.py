@@ -211,7 +211,7 @@ class SoundDetector:
     Parameters
     ----------
     detector : AdaFlow or None, default=None
-        The (unfitted) detector to train; None gives ``AdaFlow(stationary_frames=2 * context + 1)``
+        The (unfitted) detector to train; None gives ``AdaFlow(stationary_frames=config.frames)``
         (the context window's frames, so each domain's Gaussian uses their stationarity) with its
         other defaults. A detector given here keeps its own ``stationary_frames`` (1 or the
         window's frame count).
@@ -246,7 +246,7 @@ class SoundDetector:
         _check_choice("domain_by", self.domain_by, DOMAIN_BY)
         _check_choice("aggregate", self.aggregate, AGGREGATES)
         self.config.validate()
-        frames = 2 * self.config.context + 1
+        frames = self.config.frames
         if self.detector is None:
             self.detector = AdaFlow(stationary_frames=frames)
         if not isinstance(self.detector, AdaFlow):

@@ -91,7 +91,7 @@ def run_sound_task(material: SoundMaterial, rotation: int, seed: int, config: So
     tests = {experiment_name(a): build_test_set(material, test_waves, seed, rotation, a, config) for a in config.anr_db}
 
     ada, bn, ae = fit_source_models(Xs, ds, config, seed)
-    frames = 2 * feats.context + 1
+    frames = feats.frames
     variants = {  # the same trained flow: the default mixture, the flow alone (published AdaFlow), the latent Gaussian
         "adaflow": flow_only(ada),
         # the sound pipeline's default (SoundDetector): the Gaussian knows the context window's frames

@@ -125,6 +125,11 @@ def _scale_prior(Xa: np.ndarray, Xt: np.ndarray, pool: np.ndarray, src: SourceSt
     return _gaussian(Xa, Xt, sd=np.exp(0.5 * (w * own + (1.0 - w) * (src.log_var_profile + level))))
 
 
+def _target_oas(Xa: np.ndarray, Xt: np.ndarray, pool: np.ndarray, src: SourceStatistics) -> np.ndarray:
+    A, T = _standardized(Xa, Xt)
+    return OAS(assume_centered=True).fit(A).mahalanobis(T)
+
+
 def _factor_cv(Xa: np.ndarray, Xt: np.ndarray, pool: np.ndarray, src: SourceStatistics) -> np.ndarray:
     A, T = _standardized(Xa, Xt)
     folds = KFold(min(5, A.shape[0]), shuffle=True, random_state=0)
@@ -146,7 +151,7 @@ ESTIMATORS: dict[str, Callable[..., np.ndarray]] = {
     "source_correlation": _blend(0.0),
     **{f"blend_{a}": _blend(a) for a in BLENDS},
     "source_scale_prior": _scale_prior,
-    "target_oas": lambda Xa, Xt, pool, src: OAS(assume_centered=True).fit(_standardized(Xa, Xt)[0]).mahalanobis(_standardized(Xa, Xt)[1]),
+    "target_oas": _target_oas,
     "target_factor_cv": _factor_cv,
 }
 
