@@ -140,11 +140,19 @@ class CoMoments:
         return CoMoments(self.count, self.mean.copy(), self.comoment.copy(), self.s3.copy(), float(self.s4))
 
 
-def shrunk_covariance(cov: np.ndarray, shrinkage: float) -> np.ndarray:
-    """``(1 - a) S + a (tr S / D) I``."""
+def shrunk_covariance(cov: np.ndarray, shrinkage: float, overwrite: bool = False) -> np.ndarray:
+    """``(1 - a) S + a (tr S / D) I`` (written into ``cov`` with ``overwrite``)."""
     d = cov.shape[0]
-    out = (1.0 - shrinkage) * cov
-    out.flat[:: d + 1] += shrinkage * float(np.trace(cov)) / d
+    mu = float(np.trace(cov)) / d
+    out = np.multiply(cov, 1.0 - shrinkage, out=cov if overwrite else None)
+    out.flat[:: d + 1] += shrinkage * mu
+    return out
+
+
+def _scaled(a: np.ndarray, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``a * outer(x, x)`` (``a_ij x_i x_j``) in two passes, into ``out`` (may be ``a``) if given."""
+    out = np.multiply(a, x[:, None], out=out)
+    out *= x[None, :]
     return out
 
 
@@ -157,30 +165,30 @@ def _oas_shrinkage(mu: float, alpha: float, d: int, count: int) -> float:
 
 def _weighted_square_sum(a: np.ndarray, w: np.ndarray) -> float:
     """``sum_ij a_ij^2 w_i w_j`` (``w >= 0``)."""
-    u = np.sqrt(w)
-    m = a * u[:, None]
-    m *= u[None, :]
+    m = _scaled(a, np.sqrt(w))
     return float(np.vdot(m, m))
 
 
-def _oas_amount_of_correlation(cov: np.ndarray, count: int) -> float:
-    """OAS's amount for the correlation matrix of ``cov`` (variances floored at VAR_FLOOR),
-    without forming it: its trace is ``D`` and its mean square ``sum c_ij^2 w_i w_j / D^2``."""
-    d = cov.shape[0]
-    w = 1.0 / np.maximum(np.diag(cov), VAR_FLOOR)
-    alpha = _weighted_square_sum(cov, w) / (d * d)
+def _oas_amount_of_correlation(comoment: np.ndarray, count: int) -> float:
+    """OAS's amount for the correlation matrix of the covariance ``comoment / count`` (variances
+    floored at VAR_FLOOR), without forming either: its trace is ``D`` and its mean square
+    ``sum c_ij^2 w_i w_j / D^2``."""
+    d = comoment.shape[0]
+    w = 1.0 / np.maximum(np.diag(comoment) / count, VAR_FLOOR)
+    alpha = _weighted_square_sum(comoment, w / count) / (d * d)
     # alpha >= 1 / D for a correlation matrix; below (floored variances) the amount is 1, as at 1 / D
     return _oas_shrinkage(1.0, min(max(alpha, 1.0 / d), 1.0), d, count) if math.isfinite(alpha) else 1.0
 
 
-def oas(cov: np.ndarray, count: int) -> tuple[np.ndarray, float]:
+def oas(cov: np.ndarray, count: int, overwrite: bool = False) -> tuple[np.ndarray, float]:
     """Oracle approximating shrinkage of the biased covariance ``cov`` of ``count`` rows.
 
-    The formula of ``sklearn.covariance.oas``; returns ``(shrunk covariance, shrinkage)``.
+    The formula of ``sklearn.covariance.oas``; returns ``(shrunk covariance, shrinkage)``
+    (written into ``cov`` with ``overwrite``).
     """
     d = cov.shape[0]
-    shrinkage = _oas_shrinkage(float(np.trace(cov)) / d, float(np.mean(cov**2)), d, count)
-    return shrunk_covariance(cov, shrinkage), shrinkage
+    shrinkage = _oas_shrinkage(float(np.trace(cov)) / d, float(np.vdot(cov, cov)) / (d * d), d, count)
+    return shrunk_covariance(cov, shrinkage, overwrite), shrinkage
 
 
 def block_toeplitz(cov: np.ndarray, frames: int) -> np.ndarray:
@@ -198,22 +206,55 @@ def block_toeplitz(cov: np.ndarray, frames: int) -> np.ndarray:
     return out.reshape(d, d)
 
 
+def _negative_count(a: np.ndarray) -> int:
+    """How many eigenvalues of the symmetric ``a`` are negative, by Sylvester's law of inertia
+    from its LDL^T factorization (a fraction of an eigendecomposition's cost)."""
+    from scipy.linalg import ldl
+
+    _, blocks, _ = ldl(a, lower=True, check_finite=False)
+    diag, off = np.diag(blocks), np.diag(blocks, -1)
+    count, i, d = 0, 0, a.shape[0]
+    while i < d:
+        if i + 1 < d and off[i] != 0.0:  # a 2 x 2 block: one negative eigenvalue if det < 0, two if det > 0 and trace < 0
+            det = diag[i] * diag[i + 1] - off[i] * off[i]
+            count += 1 if det < 0 else (2 if diag[i] + diag[i + 1] < 0 else 0)
+            i += 2
+        else:
+            count += int(diag[i] < 0)
+            i += 1
+    return count
+
+
 def _psd(a: np.ndarray) -> np.ndarray:
-    """``a`` (symmetric) with its negative eigenvalues clipped at 0. The eigendecomposition runs
-    in float32 (half the time of float64 for D = 704; precision enough for a shrinkage target)
-    unless entries are too large for it; the result is float64."""
+    """``a`` (symmetric) with its negative eigenvalues clipped at 0: ``a - V diag(w) V^T`` over its
+    negative eigenpairs ``(w, V)``.
+
+    Runs in float32 (precision enough for a shrinkage target; float64 when entries are too large
+    for it). The negative eigenvalues are counted first (:func:`_negative_count`) and only those
+    eigenpairs computed: from more rows than features a block-Toeplitz target of a stationary
+    signal has none or a handful, and the partial problem costs a fraction of the full one. With
+    many (few rows, or a signal far from stationary) the full eigendecomposition is faster. The
+    result is float64.
+    """
     from scipy.linalg import LinAlgError, eigh
 
     if not np.isfinite(a).all():  # overflowed moments: left to the correlation step's guards
         return a
-    small = float(np.abs(a).max(initial=0.0)) < 1e30
+    d = a.shape[0]
+    b = a.astype(np.float32) if float(np.abs(a).max(initial=0.0)) < 1e30 else a
     try:
-        w, v = eigh(a.astype(np.float32) if small else a, driver="evd", check_finite=False)
+        neg = _negative_count(b)
+        if neg == 0:
+            return a
+        if neg <= d // 8:
+            w, v = eigh(b, driver="evr", subset_by_index=(0, neg - 1), check_finite=False)
+        else:
+            w, v = eigh(b, driver="evd", check_finite=False)
     except (LinAlgError, ValueError):
         return a
-    if w.min() >= 0.0:
-        return a
-    return ((v * np.maximum(w, 0.0)) @ v.T).astype(np.float64)
+    keep = w < 0.0
+    v = v[:, keep]
+    return a - ((v * w[keep]) @ v.T).astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -236,17 +277,21 @@ def _frames(frames: Frames | int) -> Frames:
 class StationaryTarget:
     """The structured half of :func:`stationary_covariance` for some rows, in the frames' own
     units: the shrunk mean, its weight ``gamma`` and the positive semi-definite block-Toeplitz
-    target ``T`` (one eigendecomposition of a ``D x D`` matrix; reused by held-out folds)."""
+    target ``T`` (one eigendecomposition of a ``D x D`` matrix; reused by held-out folds), with
+    ``root_weights`` ``u = diag(T)^(-1/2)`` (variances floored at VAR_FLOOR: ``T``'s correlation
+    scale) and ``T * outer(u, u)``, which every covariance shrunk toward ``T`` needs."""
 
     mean: np.ndarray
     target: np.ndarray
     gamma: float
+    root_weights: np.ndarray
+    weighted_target: np.ndarray
 
 
 def stationary_target(mean: np.ndarray, comoment: np.ndarray, count: int, frames: Frames | int) -> StationaryTarget:
     """The :class:`StationaryTarget` of rows with moments ``(count, mean, comoment)``."""
     layout = _frames(frames)
-    mean, cov = _in_frame_units(mean, comoment / count, layout)
+    mean, cov = _in_frame_units(mean, comoment, count, layout)
     d, f = mean.shape[0], layout.count
     tied = np.tile(mean.reshape(f, d // f).mean(axis=0), f)
     gap_m = float(np.sum((mean - tied) ** 2))
@@ -254,7 +299,10 @@ def stationary_target(mean: np.ndarray, comoment: np.ndarray, count: int, frames
     gamma = 1.0 if gap_m <= noise_m else noise_m / gap_m
     shrunk_mean = (1.0 - gamma) * mean + gamma * tied
     shift = mean - shrunk_mean
-    return StationaryTarget(shrunk_mean, _psd(block_toeplitz(cov + np.outer(shift, shift), f)), float(gamma))
+    cov += np.outer(shift, shift)
+    target = _psd(block_toeplitz(cov, f))
+    u = 1.0 / np.sqrt(np.maximum(np.diag(target), VAR_FLOOR))
+    return StationaryTarget(shrunk_mean, target, float(gamma), u, _scaled(target, u))
 
 
 def target_for_frames(moments: CoMoments, frames: Frames | int) -> StationaryTarget | None:
@@ -262,10 +310,30 @@ def target_for_frames(moments: CoMoments, frames: Frames | int) -> StationaryTar
     return stationary_target(moments.mean, moments.comoment, moments.count, frames) if _frames(frames).count > 1 else None
 
 
-def _in_frame_units(mean: np.ndarray, cov: np.ndarray, layout: Frames) -> tuple[np.ndarray, np.ndarray]:
+def _in_frame_units(mean: np.ndarray, comoment: np.ndarray, count: int, layout: Frames) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance (a new array) of rows with moments ``(count, mean, comoment)``, in the frames' units."""
     if layout.scale is None:
-        return mean, cov
-    return np.asarray(layout.shift) + np.asarray(layout.scale) * mean, cov * np.outer(layout.scale, layout.scale)
+        return mean, comoment / count
+    scale = np.asarray(layout.scale)
+    return np.asarray(layout.shift) + scale * mean, _scaled(comoment, scale / math.sqrt(count))
+
+
+def _stationary_in_frame_units(mean: np.ndarray, comoment: np.ndarray, count: int, layout: Frames,
+                               structure: StationaryTarget) -> tuple[np.ndarray, float]:
+    """:func:`stationary_covariance`'s covariance (a new array) and ``delta``, in the frames' units."""
+    mean, cov = _in_frame_units(mean, comoment, count, layout)
+    shift = mean - structure.mean
+    cov += np.outer(shift, shift)  # second moment about the shrunk mean
+    u = structure.root_weights  # T's correlation scale: entries times u_i^2 u_j^2 below
+    work = _scaled(cov, u)
+    own = float(np.vdot(work, work))
+    noise = (own + float(np.diag(cov) @ (u * u)) ** 2) / count
+    work -= structure.weighted_target
+    gap = float(np.vdot(work, work))
+    delta = 1.0 if gap <= noise else noise / gap
+    cov *= 1.0 - delta  # (1 - delta) S + delta T, in place
+    cov += np.multiply(structure.target, delta, out=work)
+    return cov, delta
 
 
 def stationary_covariance(mean: np.ndarray, comoment: np.ndarray, count: int, frames: Frames | int,
@@ -305,24 +373,12 @@ def stationary_covariance(mean: np.ndarray, comoment: np.ndarray, count: int, fr
     layout = _frames(frames)
     if structure is None:
         structure = stationary_target(mean, comoment, count, layout)
-    mean, cov = _in_frame_units(mean, comoment / count, layout)
-    shrunk_mean, target, gamma = structure.mean, structure.target, structure.gamma
-    shift = mean - shrunk_mean
-    cov += np.outer(shift, shift)  # second moment about the shrunk mean (cov is a new array here)
-    w = 1.0 / np.maximum(np.diag(target), VAR_FLOOR)  # T's correlation scale: entries times w_i w_j
-    diff = cov - target
-    noise = (_weighted_square_sum(cov, w) + float(np.diag(cov) @ w) ** 2) / count
-    gap = _weighted_square_sum(diff, w)
-    delta = 1.0 if gap <= noise else noise / gap
-    out = diff  # (1 - delta) S + delta T = S - delta (S - T), in place
-    out *= -delta
-    out += cov
+    out, delta = _stationary_in_frame_units(mean, comoment, count, layout, structure)
+    shrunk_mean = structure.mean
     if layout.scale is not None:  # back to the rows' units
         shrunk_mean = (shrunk_mean - layout.shift) / layout.scale
-        inv = 1.0 / np.asarray(layout.scale)
-        out *= inv[:, None]
-        out *= inv[None, :]
-    return shrunk_mean, out, float(gamma), float(delta)
+        _scaled(out, 1.0 / np.asarray(layout.scale), out=out)
+    return shrunk_mean, out, float(structure.gamma), float(delta)
 
 
 def ledoit_wolf(moments: CoMoments) -> tuple[np.ndarray, float]:
@@ -383,16 +439,21 @@ class ShrunkGaussian:
         n_frames = _frames(frames).count
         if n_frames < 1 or mean.shape[0] % n_frames:
             raise ValueError(f"{mean.shape[0]} features cannot be split into {n_frames} equal frames.")
-        cov = comoment / count
         delta = 0.0
-        if n_frames > 1 and np.isfinite(cov).all():  # overflowed moments: no structure, the guards below
-            a = _oas_amount_of_correlation(cov, count)  # the amount the rows' own correlations call for
-            mean, cov, _, delta = stationary_covariance(mean, comoment, count, frames, structure)
-            s, corr = _correlation(cov)
-            shrunk = shrunk_covariance(corr, a)
+        if n_frames > 1 and np.isfinite(comoment).all():  # overflowed moments: no structure, the guards below
+            layout = _frames(frames)
+            a = _oas_amount_of_correlation(comoment, count)  # the amount the rows' own correlations call for
+            if structure is None:
+                structure = stationary_target(mean, comoment, count, layout)
+            cov, delta = _stationary_in_frame_units(mean, comoment, count, layout, structure)
+            mean = structure.mean
+            if layout.scale is not None:  # the correlations are the same in the rows' units
+                mean = (mean - layout.shift) / layout.scale
+            s, corr = _correlation(cov, layout.scale)
+            shrunk = shrunk_covariance(corr, a, overwrite=True)
         else:
-            s, corr = _correlation(cov)
-            shrunk, a = oas(corr, count)
+            s, corr = _correlation(comoment, None, count)
+            shrunk, a = oas(corr, count, overwrite=True)
         chol = _cholesky(shrunk)
         d = mean.shape[0]
         const = -float(np.log(s).sum()) - float(np.log(np.diag(chol)).sum()) - 0.5 * d * math.log(2.0 * math.pi)
@@ -414,15 +475,27 @@ class ShrunkGaussian:
         return inv / self.scale[None, :]
 
 
-def _correlation(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature scales (variances floored at VAR_FLOOR) and the correlation matrix of ``cov``."""
-    s = np.sqrt(np.maximum(np.diag(cov), VAR_FLOOR))
+def _correlation(cov: np.ndarray, units: np.ndarray | None = None, count: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature scales (variances floored at VAR_FLOOR) and the correlation matrix (a new
+    array, or ``cov`` itself when ``units`` is given) of the covariance ``cov / count``.
+
+    ``units``: ``cov`` is in other units, feature ``i`` multiplied by ``units[i]`` (the frames'
+    units of :class:`Frames`); the scales are those of the rows (``cov``'s divided by ``units``)
+    and ``cov`` is overwritten by the correlations (the same in both units)."""
+    var = np.diag(cov) / count
+    if units is None:
+        s = np.sqrt(np.maximum(var, VAR_FLOOR))
+        scale, out = s * math.sqrt(count), None
+    else:
+        units = np.asarray(units)
+        s = np.sqrt(np.maximum(var / units**2, VAR_FLOOR))
+        scale, out = s * units, cov
     with np.errstate(over="ignore", invalid="ignore"):
-        corr = cov / s[:, None]
-        corr /= s[None, :]
+        corr = _scaled(cov, 1.0 / scale, out=out)
     # A correlation matrix: unit diagonal, entries in [-1, 1]. Features whose variance is at
     # the floor (or whose moments overflowed) would otherwise leave a zero or non-finite row.
-    corr = np.clip(np.nan_to_num(corr, nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0)
+    np.nan_to_num(corr, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    np.clip(corr, -1.0, 1.0, out=corr)
     np.fill_diagonal(corr, 1.0)
     return s, corr
 
@@ -593,12 +666,11 @@ def held_out_gaussian(total: CoMoments, part: CoMoments, frames: Frames | int = 
         raise ValueError("Nothing is left once the part is held out.")
     mean = (total.mean * total.count - part.mean * part.count) / n
     d = part.mean - mean
-    comoment = total.comoment - part.comoment - np.outer(d, d) * (n * part.count / total.count)
+    comoment = total.comoment - part.comoment
+    comoment -= np.outer(d, d * (n * part.count / total.count))
     s_rest = np.sqrt(np.maximum(np.diag(comoment) / n, VAR_FLOOR))
     s_all = np.sqrt(np.maximum(np.diag(total.comoment) / total.count, VAR_FLOOR))
-    rescale = s_all / s_rest
-    comoment = comoment * rescale[:, None]
-    comoment *= rescale[None, :]
+    _scaled(comoment, s_all / s_rest, out=comoment)
     structure = structure or target_for_frames(total, frames)
     return ShrunkGaussian.from_comoment(n, total.mean, comoment, frames, structure)
 

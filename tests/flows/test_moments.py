@@ -208,6 +208,30 @@ def test_block_toeplitz_is_the_frobenius_projection() -> None:
     assert abs(np.sum((a - t) * b)) < 1e-9  # the residual is orthogonal to the subspace
 
 
+
+@pytest.mark.parametrize("negatives", [0, 1, 3, 40])
+def test_psd_clips_exactly_the_negative_eigenvalues(negatives: int) -> None:
+    """Counted by inertia (LDL^T, with its 2 x 2 pivots) and removed with the partial or the full
+    eigendecomposition: the nearest positive semi-definite matrix either way."""
+    from flowad.flows.moments import _negative_count, _psd
+
+    rng = np.random.default_rng(negatives)
+    d = 60
+    q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    w = rng.uniform(0.5, 3.0, size=d)
+    w[:negatives] = -rng.uniform(0.1, 2.0, size=negatives)
+    a = (q * w) @ q.T
+    if negatives == 0:  # nothing to clip: the same matrix back
+        assert _negative_count(a) == 0 and _psd(a) is a
+        return
+    a[0, 0] = a[1, 1] = 0.0  # zero pivots force 2 x 2 blocks in the factorization
+    w_a = np.linalg.eigvalsh(a)
+    assert _negative_count(a) == int(np.sum(w_a < 0))
+    q_a = np.linalg.eigh(a)[1]
+    expected = (q_a * np.maximum(w_a, 0.0)) @ q_a.T
+    np.testing.assert_allclose(_psd(a), expected, atol=1e-5 * np.abs(w_a).max())
+    assert np.linalg.eigvalsh(_psd(a)).min() > -1e-5 * np.abs(w_a).max()
+
 def test_stationary_covariance_uses_the_structure_the_rows_support() -> None:
     from flowad.flows.moments import stationary_covariance
 
