@@ -125,7 +125,7 @@ class CoMoments:
         n = self.count + other.count
         d = other.mean - self.mean
         mean = self.mean + d * (other.count / n)
-        comoment = self.comoment + other.comoment + np.outer(d, d) * (self.count * other.count / n)
+        comoment = _add_outer(self.comoment + other.comoment, d, self.count * other.count / n)
         a3, a4 = self._shifted(mean)
         b3, b4 = other._shifted(mean)
         return CoMoments(n, mean, comoment, a3 + b3, a4 + b4)
@@ -147,6 +147,18 @@ def shrunk_covariance(cov: np.ndarray, shrinkage: float, overwrite: bool = False
     out = np.multiply(cov, 1.0 - shrinkage, out=cov if overwrite else None)
     out.flat[:: d + 1] += shrinkage * mu
     return out
+
+
+def _add_outer(a: np.ndarray, x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """``a += alpha * outer(x, x)`` in place: one pass (BLAS ``ger``) for a C-ordered float64 ``a``."""
+    from scipy.linalg.blas import dger
+
+    if a.dtype != np.float64 or not a.flags.c_contiguous:
+        a += alpha * np.outer(x, x)
+        return a
+    with np.errstate(over="ignore", invalid="ignore"):
+        dger(alpha, x, x, a=a.T, overwrite_a=1)  # a.T is Fortran-ordered and shares a's memory: in place
+    return a
 
 
 def _scaled(a: np.ndarray, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -208,14 +220,20 @@ def block_toeplitz(cov: np.ndarray, frames: int) -> np.ndarray:
 
 def _negative_count(a: np.ndarray) -> int:
     """How many eigenvalues of the symmetric ``a`` are negative, by Sylvester's law of inertia
-    from its LDL^T factorization (a fraction of an eigendecomposition's cost)."""
-    from scipy.linalg import ldl
+    from its Bunch–Kaufman LDL^T factorization (LAPACK ``sytrf``; a fraction of an
+    eigendecomposition's cost): the negative eigenvalues of the block-diagonal ``D``."""
+    from scipy.linalg import LinAlgError
+    from scipy.linalg.lapack import get_lapack_funcs
 
-    _, blocks, _ = ldl(a, lower=True, check_finite=False)
-    diag, off = np.diag(blocks), np.diag(blocks, -1)
+    sytrf, sytrf_lwork = get_lapack_funcs(("sytrf", "sytrf_lwork"), (a,))
+    lwork, info = sytrf_lwork(a.shape[0], lower=1)
+    factor, pivots, info = sytrf(a, lwork=max(1, int(lwork)), lower=1, overwrite_a=False)
+    if info < 0:
+        raise LinAlgError(f"sytrf: illegal argument {-info}.")
+    diag, off = np.diag(factor), np.diag(factor, -1)
     count, i, d = 0, 0, a.shape[0]
     while i < d:
-        if i + 1 < d and off[i] != 0.0:  # a 2 x 2 block: one negative eigenvalue if det < 0, two if det > 0 and trace < 0
+        if pivots[i] < 0:  # a 2 x 2 block: one negative eigenvalue if det < 0, two if det > 0 and trace < 0
             det = diag[i] * diag[i + 1] - off[i] * off[i]
             count += 1 if det < 0 else (2 if diag[i] + diag[i + 1] < 0 else 0)
             i += 2
@@ -299,7 +317,7 @@ def stationary_target(mean: np.ndarray, comoment: np.ndarray, count: int, frames
     gamma = 1.0 if gap_m <= noise_m else noise_m / gap_m
     shrunk_mean = (1.0 - gamma) * mean + gamma * tied
     shift = mean - shrunk_mean
-    cov += np.outer(shift, shift)
+    _add_outer(cov, shift)
     target = _psd(block_toeplitz(cov, f))
     u = 1.0 / np.sqrt(np.maximum(np.diag(target), VAR_FLOOR))
     return StationaryTarget(shrunk_mean, target, float(gamma), u, _scaled(target, u))
@@ -322,8 +340,7 @@ def _stationary_in_frame_units(mean: np.ndarray, comoment: np.ndarray, count: in
                                structure: StationaryTarget) -> tuple[np.ndarray, float]:
     """:func:`stationary_covariance`'s covariance (a new array) and ``delta``, in the frames' units."""
     mean, cov = _in_frame_units(mean, comoment, count, layout)
-    shift = mean - structure.mean
-    cov += np.outer(shift, shift)  # second moment about the shrunk mean
+    _add_outer(cov, mean - structure.mean)  # second moment about the shrunk mean
     u = structure.root_weights  # T's correlation scale: entries times u_i^2 u_j^2 below
     work = _scaled(cov, u)
     own = float(np.vdot(work, work))
@@ -494,7 +511,8 @@ def _correlation(cov: np.ndarray, units: np.ndarray | None = None, count: int = 
         corr = _scaled(cov, 1.0 / scale, out=out)
     # A correlation matrix: unit diagonal, entries in [-1, 1]. Features whose variance is at
     # the floor (or whose moments overflowed) would otherwise leave a zero or non-finite row.
-    np.nan_to_num(corr, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    if not np.isfinite(corr).all():
+        np.nan_to_num(corr, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     np.clip(corr, -1.0, 1.0, out=corr)
     np.fill_diagonal(corr, 1.0)
     return s, corr
@@ -666,8 +684,7 @@ def held_out_gaussian(total: CoMoments, part: CoMoments, frames: Frames | int = 
         raise ValueError("Nothing is left once the part is held out.")
     mean = (total.mean * total.count - part.mean * part.count) / n
     d = part.mean - mean
-    comoment = total.comoment - part.comoment
-    comoment -= np.outer(d, d * (n * part.count / total.count))
+    comoment = _add_outer(total.comoment - part.comoment, d, -n * part.count / total.count)
     s_rest = np.sqrt(np.maximum(np.diag(comoment) / n, VAR_FLOOR))
     s_all = np.sqrt(np.maximum(np.diag(total.comoment) / total.count, VAR_FLOOR))
     _scaled(comoment, s_all / s_rest, out=comoment)
