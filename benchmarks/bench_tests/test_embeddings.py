@@ -138,3 +138,18 @@ def test_cli_runs_the_table_and_both_studies(tmp_path: Path, rng: np.random.Gene
     assert report.exit_code == 0, report.output
     assert "0 run(s) done" in report.output and len(pd.read_csv(out / "results.csv")) == 18  # nothing ran
     assert "PARTIAL: 18 of 36 runs have no result yet." in (out / "table.md").read_text()
+
+
+def test_own_anomalies_keep_each_file_with_its_own_anomaly_rows(tmp_path: Path, rng: np.random.Generator) -> None:
+    folder = _one_class_folder(tmp_path, rng)
+    sources, skipped = emb._sources(folder, own_anomalies=True)
+    assert [(s.name, s.classes, s.files) for s in sources] == [(f"TOY_{k}", (0,), ()) for k in (0, 4, 6)] and not skipped
+    task = emb.EmbeddingTask("TOY_4", sources[1].path, 0, "u", "IForest", 0, pca_dim=5, max_train=9, level=0.4)
+    X, y = emb._cached(task.path, task.files)
+    train_idx, test_idx, y_test, _ = embedding_split(y, 0, "u", 0, max_train=9, contamination=0.4)
+    assert set(np.flatnonzero(y == 1)) >= set(train_idx[y[train_idx] == 1]) | set(test_idx[y_test == 1])
+    assert np.abs(X[train_idx[y[train_idx] == 1]].mean() - 9.0) < 0.5  # the file's own anomalies (mean 9)
+    assert np.abs(X[train_idx[y[train_idx] == 0]].mean() - 4.0) < 0.5  # and its normal rows (class 4)
+    assert emb._label("CIFAR10_4", 0) == "CIFAR10_4 / normal rows (deer)" and emb._label("TOY_4", 0) == "TOY_4 / normal rows"
+    row = emb.run_embedding_task(task)
+    assert row["n_train_anomalies"] == 4 and row["n_train"] == 10 and 0.0 <= row["auc"] <= 1.0

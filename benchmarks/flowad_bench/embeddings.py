@@ -8,7 +8,11 @@ from a pretrained network, and ``y``. Two kinds of file are understood:
   file name ends in ``_<k>`` (``CIFAR10_0.npz``); the *normal* rows (``y == 0``) of such a file
   are the images of class ``k``. Files sharing a prefix are pooled into one dataset named by the
   prefix (``CIFAR10``) whose classes are the ``k`` of its files. The anomaly rows of these files
-  are never used: their class is not recorded.
+  are then not used: their class is not recorded.
+  With ``own_anomalies`` each one-class file is instead a dataset of its own whose normal class
+  is ``0`` (its normal rows) and whose anomalies are the file's own anomaly rows: for ADBench's
+  CIFAR-10 files, images drawn from all nine other classes, so mode ``u`` is the RobustRealNVP
+  study's uniform contamination over nine classes (few rows: 263 anomalies per file).
 
 For every class ``k`` taken as the normal class, every mode and every seed
 (:func:`embedding_split`):
@@ -406,8 +410,10 @@ class _Source:
     classes: tuple[int, ...]
 
 
-def _sources(root: Path) -> tuple[list[_Source], list[SkippedFile]]:
-    """Class files and pooled groups of one-class files of ``root``, and the unusable files."""
+def _sources(root: Path, own_anomalies: bool = False) -> tuple[list[_Source], list[SkippedFile]]:
+    """Class files and pooled groups of one-class files of ``root``, and the unusable files.
+    ``own_anomalies``: each one-class file is a source of its own, normal class 0 (its normal
+    rows), its own anomaly rows the other class."""
     sources: list[_Source] = []
     skipped: list[SkippedFile] = []
     groups: dict[str, list[tuple[int, Path]]] = {}
@@ -420,6 +426,8 @@ def _sources(root: Path) -> tuple[list[_Source], list[SkippedFile]]:
         key = _one_class_key(p, y)
         if key is None:
             sources.append(_Source(p.stem, str(p), (), tuple(np.unique(y).tolist())))
+        elif own_anomalies:
+            sources.append(_Source(p.stem, str(p), (), (0,)))
         else:
             groups.setdefault(key[0], []).append((key[1], p))
     for prefix, members in sorted(groups.items()):
@@ -511,6 +519,7 @@ def run_embeddings(
     jobs: int = 1,
     quick: bool = False,
     report_only: bool = False,
+    own_anomalies: bool = False,
     progress: bool = True,
     command: str = "",
 ) -> BenchRun:
@@ -543,6 +552,9 @@ def run_embeddings(
     report_only : bool, default=False
         Run nothing: write the table and plots from the rows of these tasks already in
         ``out/results.csv`` (a partial run's report; missing rows are listed as PARTIAL).
+    own_anomalies : bool, default=False
+        One-class files are not pooled: each is a dataset whose anomalies are its own anomaly
+        rows (see the module notes).
 
     Returns
     -------
@@ -565,7 +577,7 @@ def run_embeddings(
         )
     if quick and max_train is None:
         max_train = 500
-    sources, skipped = _sources(root)
+    sources, skipped = _sources(root, own_anomalies)
     tasks = embedding_tasks(
         sources, names, modes=modes, classes=classes, seeds=n_seeds, trim_ratios=trims, contaminations=levels,
         sensitivity_methods=sens_names, sensitivity_seeds=n_sens, quick=quick, pca_dim=pca_dim, max_train=max_train,
@@ -627,6 +639,12 @@ def _task_columns(frame: pd.DataFrame, tasks: Sequence[EmbeddingTask]) -> dict[s
 
 
 def _label(dataset: str, k: Any) -> str:
+    own = _ONE_CLASS_NAME.match(dataset)
+    if own is not None and str(k) == "0":  # a one-class file on its own (own_anomalies): class 0 is its normal rows
+        file_class = int(own["k"])
+        if own["prefix"].upper() == "CIFAR10" and file_class < len(CIFAR10_CLASSES):
+            return f"{dataset} / normal rows ({CIFAR10_CLASSES[file_class]})"
+        return f"{dataset} / normal rows"
     if dataset.upper().startswith("CIFAR10") and str(k).isdigit() and int(k) < len(CIFAR10_CLASSES):
         return f"{dataset} / {k} {CIFAR10_CLASSES[int(k)]}"
     return f"{dataset} / class {k}"

@@ -238,6 +238,11 @@ def embeddings(
     report_only: bool = typer.Option(
         False, "--report-only", help="Run nothing: write table.md and plots from the rows already in results.csv."
     ),
+    own_anomalies: bool = typer.Option(
+        False, "--own-anomalies",
+        help="Do not pool one-class files: each is a dataset whose anomalies are its own anomaly rows "
+        "(ADBench's CIFAR-10 files: images of all nine other classes, the study's uniform setting).",
+    ),
     no_progress: bool = _NO_PROGRESS,
 ) -> None:
     """The image-embedding protocol: one class normal, training contamination 0.1 (-u uniform or
@@ -253,4 +258,4 @@ def embeddings(
          classes=class_list, seeds=seeds, max_train=max_train, pca_dim=pca_dim,
          trim_ratios=_floats(trim_ratios, "--trim-ratios"), contaminations=_floats(contaminations, "--contaminations"),
          sensitivity_methods=sensitivity_methods, sensitivity_seeds=sensitivity_seeds, jobs=jobs, quick=quick,
-         report_only=report_only)
+         report_only=report_only, own_anomalies=own_anomalies)
