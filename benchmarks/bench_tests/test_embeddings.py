@@ -153,3 +153,20 @@ def test_own_anomalies_keep_each_file_with_its_own_anomaly_rows(tmp_path: Path, 
     assert emb._label("CIFAR10_4", 0) == "CIFAR10_4 / normal rows (deer)" and emb._label("TOY_4", 0) == "TOY_4 / normal rows"
     row = emb.run_embedding_task(task)
     assert row["n_train_anomalies"] == 4 and row["n_train"] == 10 and 0.0 <= row["auc"] <= 1.0
+
+
+def test_variants_run_in_the_table_and_the_study_with_their_own_arguments() -> None:
+    src = emb._Source("D", "p", (), (0,))
+    label = "RobustRealNVP[lipschitz_k=2.0]"
+    fixed = "RobustRealNVP[trim_ratio=0.1]"
+    tasks = embedding_tasks([src], ["IForest", label, fixed], modes=("u",), seeds=1, contaminations=(0.1, 0.4),
+                            sensitivity_methods=["IForest", label, fixed],
+                            variants={label: (("lipschitz_k", 2.0),), fixed: (("trim_ratio", 0.1),)})
+    by = {(t.method, t.level): t for t in tasks}
+    assert dict(by[(label, 0.4)].overrides) == {"trim_ratio": 0.4, "lipschitz_k": 2.0}  # the study's trim, its own k
+    assert by[(label, 0.4)].trim_ratio == 0.4 and by[(label, 0.1)].overrides == (("lipschitz_k", 2.0),)
+    assert by[(fixed, 0.4)].trim_ratio == 0.1  # its own argument wins over the study's
+    frame = pd.DataFrame({"mode": "u", "method": [label, fixed, "RobustRealNVP", "RobustRealNVP"], "level": [0.4] * 4,
+                          "trim": [0.4, 0.1, 0.4, 0.2], "dataset": "D", "normal_class": 0})
+    kept = emb._contamination_frame(frame, [0.4], [label, fixed, "RobustRealNVP"])
+    assert sorted(zip(kept["method"], kept["trim"], strict=True)) == [("RobustRealNVP", 0.4), (label, 0.4), (fixed, 0.1)]

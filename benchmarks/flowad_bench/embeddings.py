@@ -56,8 +56,16 @@ import pandas as pd
 
 from flowad.exceptions import InputError
 from flowad_bench.datasets import DatasetError, SkippedFile, data_folder
-from flowad_bench.methods import parse_methods
-from flowad_bench.odds import METRIC_FIELDS, BenchRun, _versions, fit_and_score, run_and_load, run_notes
+from flowad_bench.methods import base_name, parse_methods, parse_variant
+from flowad_bench.odds import (
+    METRIC_FIELDS,
+    BenchRun,
+    _versions,
+    check_unique_labels,
+    fit_and_score,
+    run_and_load,
+    run_notes,
+)
 from flowad_bench.report import format_mean_std, frame_to_markdown
 
 __all__ = [
@@ -176,9 +184,10 @@ class EmbeddingTask:
     @property
     def trim_ratio(self) -> float | None:
         """The trim ratio the method trains with (None for methods that do not trim)."""
-        if self.method == "RealNVP":
+        method = base_name(self.method)
+        if method == "RealNVP":
             return 0.0
-        if self.method not in TRIMMED_METHODS:
+        if method not in TRIMMED_METHODS:
             return None
         return float(dict(self.overrides).get("trim_ratio", TRAIN_CONTAMINATION))
 
@@ -464,6 +473,7 @@ def embedding_tasks(
     quick: bool = False,
     pca_dim: int = PCA_DIM,
     max_train: int | None = None,
+    variants: dict[str, tuple[tuple[str, Any], ...]] | None = None,
 ) -> list[EmbeddingTask]:
     """Every task of a run, seed-major (a partial run has whole seeds), each run once.
 
@@ -471,14 +481,19 @@ def embedding_tasks(
     0.1), then the trim-ratio study (mode ``u``, ``trim_method`` with each trim ratio), then the
     contamination study (mode ``u``, each level, ``sensitivity_methods``; trimmed flows trim the
     true level). A study's task equal to an earlier one (the 0.1 points) is not repeated.
+    ``variants`` maps a variant label among the method names to its constructor overrides
+    (:func:`flowad_bench.methods.parse_variant`); they apply over the study's trim ratio.
     """
     n_sens = seeds if sensitivity_seeds is None else int(sensitivity_seeds)
     out: dict[str, EmbeddingTask] = {}
+    variants = variants or {}
 
     def add(src: Any, c: int, mode: str, m: str, s: int, level: float, trim: float | None, experiment: str) -> None:
-        overrides: tuple[tuple[str, Any], ...] = ()
-        if m in TRIMMED_METHODS and trim is not None and trim != TRAIN_CONTAMINATION:
-            overrides = (("trim_ratio", float(trim)),)
+        settings: dict[str, Any] = {}
+        if base_name(m) in TRIMMED_METHODS and trim is not None and trim != TRAIN_CONTAMINATION:
+            settings["trim_ratio"] = float(trim)
+        settings.update(variants.get(m, ()))
+        overrides = tuple(settings.items())
         task = EmbeddingTask(src.name, src.path, c, mode, m, s, quick=quick, pca_dim=pca_dim, max_train=max_train,
                              overrides=overrides, files=src.files, level=float(level), experiment=experiment)
         out.setdefault(task.task_id, task)
@@ -520,6 +535,7 @@ def run_embeddings(
     quick: bool = False,
     report_only: bool = False,
     own_anomalies: bool = False,
+    variants: Sequence[str] = (),
     progress: bool = True,
     command: str = "",
 ) -> BenchRun:
@@ -555,6 +571,10 @@ def run_embeddings(
     own_anomalies : bool, default=False
         One-class files are not pooled: each is a dataset whose anomalies are its own anomaly
         rows (see the module notes).
+    variants : sequence of str
+        ``NAME:key=value,...`` specs (:func:`flowad_bench.methods.parse_variant`): each also runs
+        as its own row label in the table and, when it runs, the contamination study (its
+        arguments over the study's trim ratio).
 
     Returns
     -------
@@ -564,8 +584,12 @@ def run_embeddings(
     if bad_modes or not modes:
         raise InputError(f"modes must be a non-empty subset of {MODES}, got {list(modes)}.")
     root = data_folder(data)
-    names = parse_methods(methods)
-    sens_names = parse_methods(sensitivity_methods) if contaminations else []
+    parsed = [parse_variant(v) for v in variants]
+    labels = [label for label, _, _ in parsed]
+    names = parse_methods(methods) + labels
+    sens_names = parse_methods(sensitivity_methods) + labels if contaminations else []
+    for group in (names, sens_names):
+        check_unique_labels(group)
     trims = _check_levels("trim ratios", trim_ratios)
     levels = _check_levels("contaminations", contaminations)
     n_seeds = 1 if quick else int(seeds)
@@ -581,6 +605,7 @@ def run_embeddings(
     tasks = embedding_tasks(
         sources, names, modes=modes, classes=classes, seeds=n_seeds, trim_ratios=trims, contaminations=levels,
         sensitivity_methods=sens_names, sensitivity_seeds=n_sens, quick=quick, pca_dim=pca_dim, max_train=max_train,
+        variants={label: overrides for label, _, overrides in parsed},
     )
     if report_only:
         run, frame = _load_only(tasks, out, skipped)
@@ -666,7 +691,9 @@ def _trim_frame(frame: pd.DataFrame, trims: Sequence[float]) -> pd.DataFrame:
 
 def _contamination_frame(frame: pd.DataFrame, levels: Sequence[float], methods: Sequence[str]) -> pd.DataFrame:
     sub = frame[(frame["mode"] == "u") & frame["method"].isin(list(methods)) & frame["level"].isin(list(levels))]
-    trimmed = sub["method"].isin(TRIMMED_METHODS)
+    # a plain trimmed flow's row belongs to the study when it trims the true level (the others are
+    # the trim-ratio study's); a variant's rows all do (its own arguments may fix the trim ratio)
+    trimmed = sub["method"].map(base_name).isin(TRIMMED_METHODS) & ~sub["method"].str.contains("[", regex=False)
     sub = sub[~trimmed | (sub["trim"].astype(float) == sub["level"].astype(float))]
     return sub.assign(factor=sub["level"].astype(float), dataset=[_label(d, k) for d, k in
                                                                   zip(sub["dataset"], sub["normal_class"], strict=True)])

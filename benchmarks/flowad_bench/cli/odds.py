@@ -238,6 +238,11 @@ def embeddings(
     report_only: bool = typer.Option(
         False, "--report-only", help="Run nothing: write table.md and plots from the rows already in results.csv."
     ),
+    variant: list[str] = typer.Option(
+        None, "--variant", "-V",
+        help="NAME:key=value[,key=value...] (repeatable): also run method NAME with these constructor "
+        "arguments as its own row label, in the table and the contamination study (over the study's trim ratio).",
+    ),
     own_anomalies: bool = typer.Option(
         False, "--own-anomalies",
         help="Do not pool one-class files: each is a dataset whose anomalies are its own anomaly rows "
@@ -258,4 +263,4 @@ def embeddings(
          classes=class_list, seeds=seeds, max_train=max_train, pca_dim=pca_dim,
          trim_ratios=_floats(trim_ratios, "--trim-ratios"), contaminations=_floats(contaminations, "--contaminations"),
          sensitivity_methods=sensitivity_methods, sensitivity_seeds=sensitivity_seeds, jobs=jobs, quick=quick,
-         report_only=report_only, own_anomalies=own_anomalies)
+         report_only=report_only, own_anomalies=own_anomalies, variants=variant or ())
