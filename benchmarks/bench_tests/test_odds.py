@@ -57,6 +57,15 @@ def test_resume_skips_finished_rows(data_dir: Path, tmp_path: Path, fake_methods
     assert fourth.summary.n_done == 4 and fourth.summary.n_skipped == 8
 
 
+def test_report_only_runs_nothing_and_says_what_is_missing(data_dir: Path, tmp_path: Path, fake_methods: None) -> None:
+    out = tmp_path / "out"
+    run_odds(data_dir, out, methods="Random", seeds=1, progress=False)
+    report = run_odds(data_dir, out, methods="Random,FirstFeature", seeds=1, report_only=True, progress=False)
+    assert report.summary.n_done == 0 and len(pd.read_csv(report.results_csv)) == 4  # nothing ran, nothing copied
+    table = report.table_md.read_text()
+    assert "PARTIAL: 4 of 8 runs have no result yet." in table and "Random" in table
+
+
 def test_training_rows_never_include_test_rows(data_dir: Path, fake_methods: None) -> None:
     from flowad_bench import odds
     from flowad_bench.datasets import load_dataset

@@ -63,6 +63,7 @@ from flowad_bench.odds import (
     _versions,
     check_unique_labels,
     fit_and_score,
+    load_only,
     run_and_load,
     run_notes,
 )
@@ -608,7 +609,7 @@ def run_embeddings(
         variants={label: overrides for label, _, overrides in parsed},
     )
     if report_only:
-        run, frame = _load_only(tasks, out, skipped)
+        run, frame = load_only(tasks, out, skipped=skipped, table="table.md", plot="embeddings.png")
     else:
         run, frame = run_and_load(
             tasks, run_embedding_task, out, fields=EMBEDDING_FIELDS, skipped=skipped, table="table.md",
@@ -633,23 +634,6 @@ def run_embeddings(
                        factor="true training contamination", methods=sens_names,
                        title="AUC vs true contamination (trimmed flows trim the true level)")
     return run
-
-
-def _load_only(
-    tasks: Sequence[EmbeddingTask], out: str | os.PathLike[str], skipped: list[SkippedFile]
-) -> tuple[BenchRun, pd.DataFrame]:
-    """A :class:`BenchRun` that ran nothing, and the rows of ``tasks`` already in ``out/results.csv``."""
-    from flowad_bench.record import output_folder
-    from flowad_bench.report import load_results
-    from flowad_bench.runner import RunSummary
-
-    folder = output_folder(out)
-    csv_path = folder / "results.csv"
-    frame = load_results(csv_path) if csv_path.exists() else pd.DataFrame()
-    if not frame.empty:
-        frame = frame[frame["task_id"].isin({t.task_id for t in tasks})]
-    summary = RunSummary(len(tasks), len(frame), 0, [])
-    return BenchRun(summary, skipped, csv_path, folder / "table.md", folder / "embeddings.png"), frame
 
 
 def _task_columns(frame: pd.DataFrame, tasks: Sequence[EmbeddingTask]) -> dict[str, pd.Series]:

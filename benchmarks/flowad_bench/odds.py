@@ -522,6 +522,21 @@ def run_and_load(
     return run, frame[frame["task_id"].isin({t.task_id for t in tasks})]
 
 
+def load_only(
+    tasks: Sequence[Any], out: str | os.PathLike[str], *, skipped: list[SkippedFile], table: str, plot: str
+) -> tuple[BenchRun, pd.DataFrame]:
+    """A :class:`BenchRun` that ran nothing, and the rows of ``tasks`` already in ``out/results.csv``
+    (for a report of a partial run: the missing rows are then listed as PARTIAL by :func:`run_notes`)."""
+    from flowad_bench.report import load_results
+
+    folder = output_folder(out)
+    csv_path = folder / "results.csv"
+    frame = load_results(csv_path) if csv_path.exists() else pd.DataFrame()
+    if not frame.empty:
+        frame = frame[frame["task_id"].isin({t.task_id for t in tasks})]
+    return BenchRun(RunSummary(len(tasks), len(frame), 0, []), skipped, csv_path, folder / table, folder / plot), frame
+
+
 def run_notes(run: BenchRun, n_tasks: int, n_rows: int, quick_note: str | None = None) -> list[str]:
     """Notes of a report: skipped files, failed tasks, missing rows, and ``quick_note`` if given."""
     notes = [f"Skipped dataset file {s.name!r} ({s.path}): {s.reason}" for s in run.skipped]
@@ -547,6 +562,7 @@ def run_odds(
     max_rows: int | None = None,
     train_rows: int | None = None,
     reuse: Sequence[str | os.PathLike[str]] = (),
+    report_only: bool = False,
     progress: bool = True,
     command: str = "",
 ) -> BenchRun:
@@ -580,6 +596,9 @@ def run_odds(
         when the split has them; test split unchanged).
     reuse : sequence of path-like
         Result CSVs whose rows of this run's tasks are copied instead of re-run.
+    report_only : bool, default=False
+        Run nothing (and copy nothing): write the table and plot from the rows of these tasks
+        already in ``out/results.csv`` (a partial run's report; missing rows are listed as PARTIAL).
     progress : bool, default=True
     command : str
         Command line written into the table.
@@ -597,10 +616,13 @@ def run_odds(
         chosen, names, seed_list, quick=quick, contamination=contamination, variants=parsed,
         max_rows=max_rows, train_rows=train_rows,
     )
-    run, frame = run_and_load(
-        tasks, run_task, out, fields=RESULT_FIELDS, skipped=skipped, table="table.md", plot="auc.png",
-        jobs=jobs, progress=progress, desc="odds", reuse=reuse,
-    )
+    if report_only:
+        run, frame = load_only(tasks, out, skipped=skipped, table="table.md", plot="auc.png")
+    else:
+        run, frame = run_and_load(
+            tasks, run_task, out, fields=RESULT_FIELDS, skipped=skipped, table="table.md", plot="auc.png",
+            jobs=jobs, progress=progress, desc="odds", reuse=reuse,
+        )
     track = []
     if max_rows is not None:
         track.append(f"datasets over {max_rows} rows subsampled to {max_rows} (stratified, fixed seed)")

@@ -96,6 +96,9 @@ def odds(
         "default",
         help="'default': every detector keeps its default contamination; 'oracle': told the training split's true anomaly fraction (uses training labels).",
     ),
+    report_only: bool = typer.Option(
+        False, "--report-only", help="Run nothing: write table.md and auc.png from the rows already in results.csv."
+    ),
     no_progress: bool = _NO_PROGRESS,
 ) -> None:
     """The RobustRealNVP study's ODDS protocol: every method × dataset × seed, stratified 60/40
@@ -120,6 +123,7 @@ def odds(
         max_rows=max_rows,
         train_rows=train_rows,
         reuse=reuse,
+        report_only=report_only,
     )
 
 
