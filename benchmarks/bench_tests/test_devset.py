@@ -186,6 +186,19 @@ def test_reuse_copies_rows_instead_of_running_them(data_dir: Path, tmp_path: Pat
         run_odds(data_dir, tmp_path / "x", methods="Random", seeds=1, reuse=[tmp_path / "missing.csv"], progress=False)
 
 
+def test_reuse_of_rows_without_a_source_column_gives_them_their_folder(data_dir: Path, tmp_path: Path,
+                                                                     fake_methods: None) -> None:
+    base = run_odds(data_dir, tmp_path / "base", methods="Random", seeds=1, progress=False)
+    old = pd.read_csv(base.results_csv).drop(columns=["source"])  # a CSV from before the column existed
+    old.to_csv(base.results_csv, index=False)
+    report = run_odds(data_dir, tmp_path / "new", methods="Random", seeds=1, reuse=[base.results_csv],
+                      report_only=True, progress=False)
+    rows = pd.read_csv(report.results_csv)
+    assert report.summary.n_done == 0 and len(rows) == 4  # copied, not run
+    assert (rows["source"] == data_dir.name).all()
+    pd.testing.assert_series_equal(rows.set_index("task_id")["auc"], old.set_index("task_id")["auc"])
+
+
 # --- a method that cannot run on a dataset ----------------------------------------------------
 
 

@@ -431,7 +431,9 @@ def reuse_rows(
     ``tasks`` and not yet in ``csv_path``; return how many were copied.
 
     The copied rows keep every recorded column (versions and commit included), so the folder
-    stays self-contained; the runner then skips those tasks.
+    stays self-contained; the runner then skips those tasks. A row from a CSV written before the
+    ``source`` column existed gets its task's ``source`` (the data folder, which the task id
+    does not hold); nothing measured is filled in.
 
     Raises
     ------
@@ -440,7 +442,7 @@ def reuse_rows(
     """
     import csv
 
-    wanted = {t.task_id for t in tasks}
+    wanted = {t.task_id: t for t in tasks}
     path = Path(csv_path)
     have = {r["task_id"] for r in read_rows(path) if r.get("task_id")}
     rows: list[dict[str, str]] = []
@@ -451,7 +453,8 @@ def reuse_rows(
             tid = r.get("task_id", "")
             if tid in wanted and tid not in have:
                 have.add(tid)
-                rows.append(r)
+                source = getattr(wanted[tid], "source", "")
+                rows.append(r if r.get("source") or not source else {**r, "source": source})
     if not rows:
         return 0
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -597,8 +600,9 @@ def run_odds(
     reuse : sequence of path-like
         Result CSVs whose rows of this run's tasks are copied instead of re-run.
     report_only : bool, default=False
-        Run nothing (and copy nothing): write the table and plot from the rows of these tasks
-        already in ``out/results.csv`` (a partial run's report; missing rows are listed as PARTIAL).
+        Run no task: write the table and plot from the rows of these tasks in ``out/results.csv``
+        (after copying those of ``reuse``; a partial run's report: missing rows are listed as
+        PARTIAL).
     progress : bool, default=True
     command : str
         Command line written into the table.
@@ -617,6 +621,8 @@ def run_odds(
         max_rows=max_rows, train_rows=train_rows,
     )
     if report_only:
+        if reuse:
+            reuse_rows(tasks, reuse, output_folder(out) / "results.csv", RESULT_FIELDS)
         run, frame = load_only(tasks, out, skipped=skipped, table="table.md", plot="auc.png")
     else:
         run, frame = run_and_load(
