@@ -337,8 +337,11 @@ def _in_frame_units(mean: np.ndarray, comoment: np.ndarray, count: int, layout: 
 
 
 def _stationary_in_frame_units(mean: np.ndarray, comoment: np.ndarray, count: int, layout: Frames,
-                               structure: StationaryTarget) -> tuple[np.ndarray, float]:
-    """:func:`stationary_covariance`'s covariance (a new array) and ``delta``, in the frames' units."""
+                               structure: StationaryTarget | None) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """:func:`stationary_covariance`'s mean (in the rows' units), covariance (a new array, in the
+    frames' units), ``gamma`` and ``delta``; ``structure`` None: computed from these rows."""
+    if structure is None:
+        structure = stationary_target(mean, comoment, count, layout)
     mean, cov = _in_frame_units(mean, comoment, count, layout)
     _add_outer(cov, mean - structure.mean)  # second moment about the shrunk mean
     u = structure.root_weights  # T's correlation scale: entries times u_i^2 u_j^2 below
@@ -350,7 +353,10 @@ def _stationary_in_frame_units(mean: np.ndarray, comoment: np.ndarray, count: in
     delta = 1.0 if gap <= noise else noise / gap
     cov *= 1.0 - delta  # (1 - delta) S + delta T, in place
     cov += np.multiply(structure.target, delta, out=work)
-    return cov, delta
+    shrunk_mean = structure.mean
+    if layout.scale is not None:  # the mean back in the rows' units
+        shrunk_mean = (shrunk_mean - layout.shift) / layout.scale
+    return shrunk_mean, cov, float(structure.gamma), float(delta)
 
 
 def stationary_covariance(mean: np.ndarray, comoment: np.ndarray, count: int, frames: Frames | int,
@@ -388,14 +394,10 @@ def stationary_covariance(mean: np.ndarray, comoment: np.ndarray, count: int, fr
         The weights of the structured mean and covariance.
     """
     layout = _frames(frames)
-    if structure is None:
-        structure = stationary_target(mean, comoment, count, layout)
-    out, delta = _stationary_in_frame_units(mean, comoment, count, layout, structure)
-    shrunk_mean = structure.mean
-    if layout.scale is not None:  # back to the rows' units
-        shrunk_mean = (shrunk_mean - layout.shift) / layout.scale
+    shrunk_mean, out, gamma, delta = _stationary_in_frame_units(mean, comoment, count, layout, structure)
+    if layout.scale is not None:  # the covariance back in the rows' units
         _scaled(out, 1.0 / np.asarray(layout.scale), out=out)
-    return shrunk_mean, out, float(structure.gamma), float(delta)
+    return shrunk_mean, out, gamma, delta
 
 
 def ledoit_wolf(moments: CoMoments) -> tuple[np.ndarray, float]:
@@ -460,13 +462,8 @@ class ShrunkGaussian:
         if n_frames > 1 and np.isfinite(comoment).all():  # overflowed moments: no structure, the guards below
             layout = _frames(frames)
             a = _oas_amount_of_correlation(comoment, count)  # the amount the rows' own correlations call for
-            if structure is None:
-                structure = stationary_target(mean, comoment, count, layout)
-            cov, delta = _stationary_in_frame_units(mean, comoment, count, layout, structure)
-            mean = structure.mean
-            if layout.scale is not None:  # the correlations are the same in the rows' units
-                mean = (mean - layout.shift) / layout.scale
-            s, corr = _correlation(cov, layout.scale)
+            mean, cov, _, delta = _stationary_in_frame_units(mean, comoment, count, layout, structure)
+            s, corr = _correlation(cov, layout.scale)  # the correlations are the same in the rows' units
             shrunk = shrunk_covariance(corr, a, overwrite=True)
         else:
             s, corr = _correlation(comoment, None, count)
