@@ -84,9 +84,9 @@ _PARAMS_DOC = """
         the density at the values themselves; nothing changes at scoring time.
     whiten : bool
         Whiten the standardized features with a robust location and covariance first (a
-        fixed :class:`~flowad.bijections.Whitening` layer of the flow, fitted by
-        :func:`flowad.preprocessing.robust_covariance` with the trim ratio, plus the
-        dequantization noise's variance). With ``identity_init`` the untrained flow is that
+        fixed :class:`~flowad.bijections.Whitening` layer of the flow onto the covariance's
+        principal axes, fitted by :func:`flowad.preprocessing.robust_covariance` with the trim
+        ratio, plus the dequantization noise's variance). With ``identity_init`` the untrained flow is that
         robust Gaussian, and training moves away from it only as far as the data take it.
     identity_init : bool
         Start every coupling as the identity (spectrally normalized couplings get a gate
@@ -359,8 +359,9 @@ class RobustRealNVP(_RealNVPFamily):
     flowad's defaults go beyond the published method in four ways, chosen once on a
     26-dataset development set with a small-data track (``results/defaults_dev/``): the flow
     starts as a **robust Gaussian** (``whiten=True``: a trimmed Ledoit–Wolf location and
-    covariance; ``identity_init=True``: couplings start as the identity), so a few hundred
-    rows give a robust Gaussian and more data let the couplings depart from it;
+    covariance, the couplings working on its principal axes; ``identity_init=True``: couplings
+    start as the identity), so a few hundred rows give a robust Gaussian and more data let the
+    couplings depart from it;
     **discrete columns are dequantized** in training (``dequantize=True``), so counts,
     codes and binary columns get a density instead of spikes; and the trimmed fraction is
     chosen **once per epoch over all training rows** (``trim_scope="epoch"``) rather than

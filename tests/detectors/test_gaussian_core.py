@@ -26,6 +26,46 @@ def test_an_identity_initialised_whitened_flow_is_the_gaussian_of_its_statistics
     np.testing.assert_allclose(got, multivariate_normal(loc, cov).logpdf(x), rtol=1e-10, atol=1e-10)
 
 
+def test_whitening_maps_onto_the_principal_axes_in_order_of_variance() -> None:
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(5, 5))
+    loc, cov = rng.normal(size=5), a @ a.T + 0.2 * np.eye(5)
+    layer = Whitening(5).double()
+    layer.set_statistics(loc, cov)
+    W = layer.weight.numpy()
+    np.testing.assert_allclose(W @ cov @ W.T, np.eye(5), atol=1e-10)  # whitens
+    evals, evecs = np.linalg.eigh(cov)
+    # row i is the i-th principal axis (decreasing variance) over its standard deviation
+    np.testing.assert_allclose(np.abs(W), np.abs(evecs[:, ::-1].T / np.sqrt(evals[::-1])[:, None]), atol=1e-10)
+    assert np.all(W[np.arange(5), np.abs(W).argmax(axis=1)] > 0)  # signs fixed
+    assert float(layer.log_abs_det) == pytest.approx(-0.5 * np.log(evals).sum(), abs=1e-12)
+
+
+def test_whitening_does_not_depend_on_the_order_of_the_columns() -> None:
+    rng = np.random.default_rng(6)
+    a = rng.normal(size=(4, 4))
+    cov, perm = a @ a.T + 0.2 * np.eye(4), np.array([2, 0, 3, 1])
+    x = rng.normal(size=(10, 4))
+    out = []
+    for order in (np.arange(4), perm):
+        layer = Whitening(4).double()
+        layer.set_statistics(np.zeros(4), cov[np.ix_(order, order)])
+        out.append(layer(torch.as_tensor(x[:, order]))[0].numpy())
+    np.testing.assert_allclose(out[0], out[1], atol=1e-10)
+
+
+def test_the_default_detector_does_not_depend_on_the_order_of_continuous_columns() -> None:
+    """Standardization, robust statistics and principal axes are all equivariant to a column
+    permutation, so the whitened rows the couplings train on are the same."""
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(300, 4)) @ rng.normal(size=(4, 4))
+    perm = np.array([3, 1, 0, 2])
+    kw = {"n_couplings": 2, "hidden": (8,), "epochs": 3, "dtype": "float64", "random_state": 0}
+    a = RobustRealNVP(**kw).fit(X).decision_function(X)
+    b = RobustRealNVP(**kw).fit(X[:, perm]).decision_function(X[:, perm])
+    np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-7)
+
+
 def test_whitening_refuses_a_singular_covariance() -> None:
     with pytest.raises(ValueError, match="not positive definite"):
         Whitening(2).set_statistics(np.zeros(2), np.ones((2, 2)))

@@ -55,6 +55,16 @@ def test_files_of_flowad_0_1_0_still_load_and_score_the_same(name: str) -> None:
     np.testing.assert_allclose(scores, ref[key], rtol=1e-9, atol=1e-9)
 
 
+def test_a_file_with_the_cholesky_whitening_of_before_still_loads_and_scores_the_same() -> None:
+    """Written by the default RobustRealNVP when its whitening was ``W = L^{-1}`` (lower
+    triangular) and the layer kept no log-determinant: the same scores from the stored ``W``."""
+    ref = np.load(DATA / "scores-cholesky-whitening-0.1.0.npz")
+    det = flowad.load(DATA / "robust-realnvp-cholesky-whitening-0.1.0.flowad")
+    weight = det.flow_.bijection.layers[0].weight
+    assert torch.equal(weight, torch.tril(weight)) and not torch.equal(weight, torch.diag(torch.diagonal(weight)))
+    np.testing.assert_allclose(det.decision_function(ref["X"]), ref["robust"], rtol=1e-5, atol=1e-5)
+
+
 def test_a_file_is_written_in_one_go_with_extra_state(X: np.ndarray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     det = RealNVP(**FAST).fit(X)
     writes = []
