@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from flowad_bench import embeddings as emb
-from flowad_bench.embeddings import embedding_split, embedding_tasks, load_one_class_files, pca_project
+from flowad_bench.embeddings import embedding_split, embedding_tasks, load_one_class_files, pca_project, trimmed_rows
 from typer.testing import CliRunner
 
 from flowad.cli import app
+from flowad.exceptions import InputError
 
 
 def _labels(n_per_class: int = 200, classes: tuple[int, ...] = (0, 4, 6)) -> np.ndarray:
@@ -82,6 +83,40 @@ def test_pca_is_fitted_on_training_rows_only(rng: np.random.Generator) -> None:
     assert pca_project(X_train[:3], X_test, 4, seed=0)[2] == 2  # at most n_train - 1 components
 
 
+def test_pca_can_be_fitted_on_chosen_rows_and_projects_all(rng: np.random.Generator) -> None:
+    X_train = rng.normal(size=(80, 10)) * np.arange(1, 11)
+    X_test = rng.normal(size=(30, 10))
+    rows = np.arange(80) < 50
+    a_train, a_test, dim = pca_project(X_train, X_test, 4, seed=0, fit_rows=rows)
+    from sklearn.decomposition import PCA
+
+    pca = PCA(4).fit(X_train[rows])
+    assert a_train.shape == (80, 4) and dim == 4
+    np.testing.assert_allclose(np.abs(a_train), np.abs(pca.transform(X_train)), atol=1e-8)
+    np.testing.assert_allclose(np.abs(a_test), np.abs(pca.transform(X_test)), atol=1e-8)
+    assert pca_project(X_train, X_test, 4, seed=0, fit_rows=np.arange(80) < 3)[2] == 2
+
+
+def test_trimmed_rows_leave_out_a_planted_cluster(rng: np.random.Generator) -> None:
+    normal = rng.normal(size=(240, 6)) @ rng.normal(size=(6, 6))
+    cluster = rng.normal(0.0, 0.3, size=(60, 6)) + np.full(6, 5.0)  # 20 % of the rows, off the normal cloud
+    Z = np.vstack([normal, cluster])
+    keep = trimmed_rows(Z, 0.25)
+    assert keep.sum() == 300 - 75
+    assert not keep[240:].any()  # every planted row trimmed
+    assert trimmed_rows(Z, 0.0).all()
+
+
+def test_pca_fit_is_part_of_the_task_and_validated(tmp_path: Path) -> None:
+    src = emb._Source("D", "p", (), (0, 1))
+    plain = embedding_tasks([src], ["IForest"], modes=("u",), seeds=1)
+    trimmed = embedding_tasks([src], ["IForest"], modes=("u",), seeds=1, pca_fit="trimmed")
+    assert all("pca_fit" not in t.task_id for t in plain)
+    assert [t.task_id for t in trimmed] == [t.task_id + "|pca_fit=trimmed" for t in plain]
+    with pytest.raises(InputError, match="pca_fit"):
+        emb.run_embeddings(tmp_path, tmp_path / "out", pca_fit="robust")
+
+
 def _one_class_folder(tmp: Path, rng: np.random.Generator) -> Path:
     folder = tmp / "cifar"
     folder.mkdir()
@@ -138,6 +173,38 @@ def test_cli_runs_the_table_and_both_studies(tmp_path: Path, rng: np.random.Gene
     assert report.exit_code == 0, report.output
     assert "0 run(s) done" in report.output and len(pd.read_csv(out / "results.csv")) == 18  # nothing ran
     assert "PARTIAL: 18 of 36 runs have no result yet." in (out / "table.md").read_text()
+
+
+def test_pca_fit_chooses_the_rows_the_pca_is_fitted_on(
+    tmp_path: Path, rng: np.random.Generator, fake_methods: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _one_class_folder(tmp_path, rng)
+    fitted: list[np.ndarray | None] = []
+    project = emb.pca_project
+
+    def spy(X_train: np.ndarray, X_test: np.ndarray, dim: int, seed: int, *, fit_rows: np.ndarray | None = None):  # type: ignore[no-untyped-def]
+        fitted.append(None if fit_rows is None else np.asarray(fit_rows).copy())
+        return project(X_train, X_test, dim, seed, fit_rows=fit_rows)
+
+    monkeypatch.setattr(emb, "pca_project", spy)
+    X, y = emb.load_embeddings(folder / "TOY_4.npz")
+    train_idx, test_idx, _, _ = embedding_split(y, 0, "u", 0, max_train=27, contamination=0.1)
+    is_anom = y[train_idx] == 1
+    assert is_anom.sum() == 3
+    rows = {}
+    for fit in ("all", "trimmed", "normal"):
+        task = emb.EmbeddingTask("TOY_4", str(folder / "TOY_4.npz"), 0, "u", "FirstFeature", 0, pca_dim=5,
+                                 max_train=27, pca_fit=fit)
+        fitted.clear()
+        rows[fit] = emb.run_embedding_task(task)
+        rows[fit]["fit_rows"] = fitted[-1]
+    assert rows["all"]["fit_rows"] is None
+    np.testing.assert_array_equal(rows["normal"]["fit_rows"], ~is_anom)
+    # label-free: the rows a trimmed Gaussian keeps in the plain projection, at the task's level
+    expected = trimmed_rows(project(X[train_idx], X[test_idx], 5, 0)[0], 0.1)
+    np.testing.assert_array_equal(rows["trimmed"]["fit_rows"], expected)
+    assert expected.sum() == 27 and (expected[~is_anom].mean() > expected[is_anom].mean())
+    assert "pca_fit=trimmed" in emb.EmbeddingTask("D", "p", 0, "u", "X", 0, pca_fit="trimmed").task_id
 
 
 def test_own_anomalies_keep_each_file_with_its_own_anomaly_rows(tmp_path: Path, rng: np.random.Generator) -> None:

@@ -30,6 +30,10 @@ For every class ``k`` taken as the normal class, every mode and every seed
   rows; mode ``c`` ("-c") all from one other class, chosen per (seed, normal class) by a seeded
   draw that never looks at results;
 * PCA to 128 dimensions fitted on the (unlabeled) training rows only (:func:`pca_project`);
+  ``pca_fit`` changes which training rows the PCA is fitted on, for the studies of how much of
+  a contamination effect is the projection's: ``"all"`` (the protocol), ``"trimmed"`` (the rows
+  a trimmed Gaussian keeps, :func:`trimmed_rows`: label-free) or ``"normal"`` (the normal rows:
+  uses the labels, an oracle for diagnosis, never a detector's result);
 * test ROC AUC and AP.
 
 The trim-ratio study trains the trimmed flow with a misestimated trim ratio at true
@@ -78,6 +82,7 @@ __all__ = [
     "load_one_class_files",
     "embedding_split",
     "pca_project",
+    "trimmed_rows",
     "embedding_tasks",
     "run_embedding_task",
     "run_embeddings",
@@ -91,6 +96,8 @@ TRAIN_FRACTION = 0.6
 PCA_DIM = 128
 #: ``u``: anomalies uniform over the other classes; ``c``: from a single other class.
 MODES = ("u", "c")
+#: Which training rows the PCA is fitted on (see the module notes).
+PCA_FITS = ("all", "trimmed", "normal")
 #: Methods that take ``trim_ratio`` (it defaults to their ``contamination``, 0.1).
 TRIMMED_METHODS = ("TrimRealNVP", "RobustRealNVP")
 #: Default methods of the two sensitivity studies.
@@ -150,6 +157,8 @@ class EmbeddingTask:
         True training contamination (0.1 in the table).
     experiment : str
         The first experiment that asked for this run (rows are shared between experiments).
+    pca_fit : {"all", "trimmed", "normal"}
+        Training rows the PCA is fitted on (see the module notes); ``"trimmed"`` trims ``level``.
     """
 
     dataset: str
@@ -166,6 +175,7 @@ class EmbeddingTask:
     files: tuple[str, ...] = ()
     level: float = TRAIN_CONTAMINATION
     experiment: str = "embeddings"
+    pca_fit: str = "all"
 
     @property
     def task_id(self) -> str:
@@ -178,6 +188,8 @@ class EmbeddingTask:
             parts.append(f"max_train={self.max_train}")
         if self.pca_dim != PCA_DIM:
             parts.append(f"pca={self.pca_dim}")
+        if self.pca_fit != "all":
+            parts.append(f"pca_fit={self.pca_fit}")
         if self.quick:
             parts.append("quick")
         return "|".join(parts)
@@ -351,9 +363,18 @@ def embedding_split(
 
 
 def pca_project(
-    X_train: np.ndarray, X_test: np.ndarray, dim: int, seed: int
+    X_train: np.ndarray, X_test: np.ndarray, dim: int, seed: int, *, fit_rows: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """PCA fitted on ``X_train`` only (at most ``n_train - 1`` components); both sets projected.
+    """PCA fitted on training rows only (at most one component fewer than the rows it is fitted
+    on); both sets projected.
+
+    Parameters
+    ----------
+    X_train, X_test : ndarray
+    dim : int
+    seed : int
+    fit_rows : ndarray of bool, optional
+        The training rows to fit the PCA on (default: all); every row is projected.
 
     Returns
     -------
@@ -363,9 +384,33 @@ def pca_project(
     """
     from sklearn.decomposition import PCA
 
-    dim = int(min(dim, X_train.shape[1], X_train.shape[0] - 1))
-    pca = PCA(n_components=dim, random_state=seed).fit(X_train)
+    X_fit = X_train if fit_rows is None else X_train[np.asarray(fit_rows, dtype=bool)]
+    dim = int(min(dim, X_fit.shape[1], X_fit.shape[0] - 1))
+    pca = PCA(n_components=dim, random_state=seed).fit(X_fit)
     return pca.transform(X_train), pca.transform(X_test), dim
+
+
+def trimmed_rows(Z: np.ndarray, trim_ratio: float) -> np.ndarray:
+    """The rows of ``Z`` a trimmed Gaussian calls normal: all but the ``floor(trim_ratio * n)``
+    farthest in Mahalanobis distance from :func:`flowad.preprocessing.robust_covariance` (trimmed
+    Ledoit–Wolf) fitted with ``trim_ratio`` on the robustly standardized rows. Uses no labels.
+
+    Returns
+    -------
+    ndarray of bool, shape (n_samples,)
+    """
+    from flowad.preprocessing import Standardization, robust_covariance
+
+    Z = Standardization.fit(Z, method="robust").transform(Z)
+    keep = np.ones(Z.shape[0], dtype=bool)
+    n_drop = int(np.floor(trim_ratio * Z.shape[0]))
+    if n_drop == 0:
+        return keep
+    loc, cov = robust_covariance(Z, trim_ratio)
+    diff = Z - loc
+    dist = np.einsum("ij,ij->i", diff, np.linalg.solve(cov, diff.T).T)
+    keep[np.argsort(dist, kind="stable")[Z.shape[0] - n_drop:]] = False
+    return keep
 
 
 def run_embedding_task(task: EmbeddingTask) -> dict[str, Any]:
@@ -374,8 +419,13 @@ def run_embedding_task(task: EmbeddingTask) -> dict[str, Any]:
     train_idx, test_idx, y_test, anomaly_class = embedding_split(
         y, task.normal_class, task.mode, task.seed, max_train=task.max_train, contamination=task.level
     )
-    X_train, X_test, dim = pca_project(X[train_idx], X[test_idx], task.pca_dim, task.seed)
     is_anom = y[train_idx] != task.normal_class
+    fit_rows = None
+    if task.pca_fit == "trimmed":
+        fit_rows = trimmed_rows(pca_project(X[train_idx], X[test_idx], task.pca_dim, task.seed)[0], task.level)
+    elif task.pca_fit == "normal":
+        fit_rows = ~is_anom
+    X_train, X_test, dim = pca_project(X[train_idx], X[test_idx], task.pca_dim, task.seed, fit_rows=fit_rows)
     train_contamination = float(is_anom.mean())
     result = fit_and_score(
         task.method,
@@ -475,6 +525,7 @@ def embedding_tasks(
     pca_dim: int = PCA_DIM,
     max_train: int | None = None,
     variants: dict[str, tuple[tuple[str, Any], ...]] | None = None,
+    pca_fit: str = "all",
 ) -> list[EmbeddingTask]:
     """Every task of a run, seed-major (a partial run has whole seeds), each run once.
 
@@ -496,7 +547,8 @@ def embedding_tasks(
         settings.update(variants.get(m, ()))
         overrides = tuple(settings.items())
         task = EmbeddingTask(src.name, src.path, c, mode, m, s, quick=quick, pca_dim=pca_dim, max_train=max_train,
-                             overrides=overrides, files=src.files, level=float(level), experiment=experiment)
+                             overrides=overrides, files=src.files, level=float(level), experiment=experiment,
+                             pca_fit=pca_fit)
         out.setdefault(task.task_id, task)
 
     for s in range(max(seeds, n_sens)):
@@ -537,6 +589,7 @@ def run_embeddings(
     report_only: bool = False,
     own_anomalies: bool = False,
     variants: Sequence[str] = (),
+    pca_fit: str = "all",
     progress: bool = True,
     command: str = "",
 ) -> BenchRun:
@@ -576,6 +629,9 @@ def run_embeddings(
         ``NAME:key=value,...`` specs (:func:`flowad_bench.methods.parse_variant`): each also runs
         as its own row label in the table and, when it runs, the contamination study (its
         arguments over the study's trim ratio).
+    pca_fit : {"all", "trimmed", "normal"}, default="all"
+        Training rows the PCA is fitted on (see the module notes; ``"normal"`` uses the labels:
+        a diagnosis, not a detector's result).
 
     Returns
     -------
@@ -584,6 +640,8 @@ def run_embeddings(
     bad_modes = [m for m in modes if m not in MODES]
     if bad_modes or not modes:
         raise InputError(f"modes must be a non-empty subset of {MODES}, got {list(modes)}.")
+    if pca_fit not in PCA_FITS:
+        raise InputError(f"pca_fit must be one of {PCA_FITS}, got {pca_fit!r}.")
     root = data_folder(data)
     parsed = [parse_variant(v) for v in variants]
     labels = [label for label, _, _ in parsed]
@@ -606,7 +664,7 @@ def run_embeddings(
     tasks = embedding_tasks(
         sources, names, modes=modes, classes=classes, seeds=n_seeds, trim_ratios=trims, contaminations=levels,
         sensitivity_methods=sens_names, sensitivity_seeds=n_sens, quick=quick, pca_dim=pca_dim, max_train=max_train,
-        variants={label: overrides for label, _, overrides in parsed},
+        variants={label: overrides for label, _, overrides in parsed}, pca_fit=pca_fit,
     )
     if report_only:
         run, frame = load_only(tasks, out, skipped=skipped, table="table.md", plot="embeddings.png")

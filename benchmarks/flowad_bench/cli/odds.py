@@ -224,6 +224,11 @@ def embeddings(
     classes: str = typer.Option(None, "--classes", help="Comma-separated normal classes (default: all)."),
     max_train: int = typer.Option(None, "--max-train", help="Cap on the training pool of normals per task."),
     pca_dim: int = typer.Option(128, "--pca-dim", help="PCA dimension (fitted on the training set)."),
+    pca_fit: str = typer.Option(
+        "all", "--pca-fit",
+        help="Training rows the PCA is fitted on: 'all' (the protocol); 'trimmed' (those a trimmed Gaussian "
+        "keeps at the true contamination; label-free); 'normal' (the normal rows: uses labels, a diagnosis only).",
+    ),
     trim_ratios: str = typer.Option(
         "", "--trim-ratios", help="Trim-ratio study: RobustRealNVP's trim ratios at true contamination 0.1 (-u)."
     ),
@@ -267,4 +272,4 @@ def embeddings(
          classes=class_list, seeds=seeds, max_train=max_train, pca_dim=pca_dim,
          trim_ratios=_floats(trim_ratios, "--trim-ratios"), contaminations=_floats(contaminations, "--contaminations"),
          sensitivity_methods=sensitivity_methods, sensitivity_seeds=sensitivity_seeds, jobs=jobs, quick=quick,
-         report_only=report_only, own_anomalies=own_anomalies, variants=variant or ())
+         report_only=report_only, own_anomalies=own_anomalies, variants=variant or (), pca_fit=pca_fit)
