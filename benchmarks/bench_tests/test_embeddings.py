@@ -205,6 +205,8 @@ def test_pca_fit_chooses_the_rows_the_pca_is_fitted_on(
     np.testing.assert_array_equal(rows["trimmed"]["fit_rows"], expected)
     assert expected.sum() == 27 and (expected[~is_anom].mean() > expected[is_anom].mean())
     assert "pca_fit=trimmed" in emb.EmbeddingTask("D", "p", 0, "u", "X", 0, pca_fit="trimmed").task_id
+    header = emb.embeddings_markdown(pd.DataFrame(), ["X"], pca_dim=16, pca_fit="trimmed").splitlines()[0]
+    assert "PCA 16 fitted on the training rows a trimmed Gaussian keeps" in header
 
 
 def test_own_anomalies_keep_each_file_with_its_own_anomaly_rows(tmp_path: Path, rng: np.random.Generator) -> None:

@@ -96,8 +96,13 @@ TRAIN_FRACTION = 0.6
 PCA_DIM = 128
 #: ``u``: anomalies uniform over the other classes; ``c``: from a single other class.
 MODES = ("u", "c")
-#: Which training rows the PCA is fitted on (see the module notes).
-PCA_FITS = ("all", "trimmed", "normal")
+#: Which training rows the PCA is fitted on (see the module notes), as the tables say it.
+_PCA_FIT_TEXT = {
+    "all": "the training rows",
+    "trimmed": "the training rows a trimmed Gaussian keeps (label-free)",
+    "normal": "the training split's normal rows (an oracle: it uses the labels)",
+}
+PCA_FITS = tuple(_PCA_FIT_TEXT)
 #: Methods that take ``trim_ratio`` (it defaults to their ``contamination``, 0.1).
 TRIMMED_METHODS = ("TrimRealNVP", "RobustRealNVP")
 #: Default methods of the two sensitivity studies.
@@ -680,7 +685,7 @@ def run_embeddings(
     folder = run.table_md.parent
     run.table_md.write_text(
         embeddings_markdown(frame, names, command=command, notes=notes, trim_ratios=trims, contaminations=levels,
-                            sensitivity_methods=sens_names)
+                            sensitivity_methods=sens_names, pca_dim=pca_dim, pca_fit=pca_fit)
     )
     if not frame.empty:
         plot_embeddings(frame[frame["in_table"]], run.plot_png, names)
@@ -775,9 +780,11 @@ def embeddings_markdown(
     trim_ratios: Sequence[float] = (),
     contaminations: Sequence[float] = (),
     sensitivity_methods: Sequence[str] = (),
+    pca_dim: int = PCA_DIM,
+    pca_fit: str = "all",
 ) -> str:
     """The table (rows = method × mode, columns = normal classes) and, if run, the two studies."""
-    parts = ["# Image-embedding protocol (one class normal, PCA 128 fitted on the training rows, balanced test)", ""]
+    parts = [f"# Image-embedding protocol (one class normal, PCA {pca_dim} fitted on {_PCA_FIT_TEXT[pca_fit]}, balanced test)", ""]
     if command:
         parts += ["Command:", "", "```", command, "```", ""]
     parts += [
