@@ -34,6 +34,8 @@ def test_trim_sensitivity_cli(data_dir: Path, tmp_path: Path) -> None:
             "0.05,0.2",
             "--datasets",
             "alpha,beta",
+            "--design",
+            "resample",
         ]
     )
     rows = pd.read_csv(out / "results.csv")
@@ -43,6 +45,22 @@ def test_trim_sensitivity_cli(data_dir: Path, tmp_path: Path) -> None:
     assert rows["train_contamination"].between(0.09, 0.11).all()
     assert "trim ratio = 0.05" in (out / "table.md").read_text()
     assert (out / "sensitivity.png").exists()
+
+
+def test_trim_sensitivity_reaches_its_contamination_from_distinct_rows_by_default(data_dir: Path, tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    y = (np.arange(1000) % 20 == 0).astype(int)  # 5 % anomalies: 30 of the 600 training rows
+    np.savez(data_dir / "sparse.npz", X=rng.normal(size=(1000, 3)) + 4.0 * y[:, None], y=y)
+    args = ["bench", "trim-sensitivity", "-d", str(data_dir), "--quick", "--trim-ratios", "0.1", "--datasets", "sparse"]
+    _invoke([*args, "-o", str(tmp_path / "fair")])
+    _invoke([*args, "-o", str(tmp_path / "resampled"), "--design", "resample"])
+    fair, resampled = (pd.read_csv(tmp_path / name / "results.csv") for name in ("fair", "resampled"))
+    # fair: all 30 training anomalies and 270 of the 570 normal rows; resampled: every normal row
+    # and 63 anomalies drawn from the 30, so some repeat
+    assert fair["n_train"].tolist() == [300] and resampled["n_train"].tolist() == [633]
+    assert fair["setting"].tolist() == ["trim=0.1,design=subsample"] and resampled["setting"].tolist() == ["trim=0.1"]
+    assert np.allclose([fair["train_contamination"].iloc[0], resampled["train_contamination"].iloc[0]], 0.1, atol=0.005)
+    assert "Fair design" in (tmp_path / "fair" / "table.md").read_text()
 
 
 def test_contamination_sensitivity_cli(data_dir: Path, tmp_path: Path) -> None:

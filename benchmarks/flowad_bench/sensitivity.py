@@ -1,7 +1,9 @@
 """The study's sensitivity experiments and its spectral-normalization ablation.
 
-* **Trim-ratio sensitivity** – the training split is resampled to a true contamination of
-  0.1; the trimmed flows are trained with a misestimated trim ratio (0.05 … 0.2).
+* **Trim-ratio sensitivity** – the training split is brought to a true contamination of 0.1
+  (by default fairly, as below: distinct rows only; ``design="resample"`` draws anomalies again,
+  with replacement when too few); the trimmed flows are trained with a misestimated trim ratio
+  (0.05 … 0.2).
 * **Contamination sensitivity** – the training split is brought to a true contamination of
   0.1 … 0.4. By default fairly: distinct rows only, the same training size at every level
   (datasets with too few anomalies are skipped); ``design="resample"`` keeps every normal row
@@ -158,6 +160,7 @@ def run_trim_sensitivity(
     quick: bool = False,
     progress: bool = True,
     command: str = "",
+    design: str = "subsample",
 ) -> BenchRun:
     """Misestimated trim ratio: true training contamination 0.1, trim ratio varied.
 
@@ -170,25 +173,35 @@ def run_trim_sensitivity(
         Trimmed flowad methods (``trim_ratio`` is set on each).
     datasets, seeds, jobs, quick, progress, command
         As in :func:`flowad_bench.odds.run_odds`.
+    design : {"subsample", "resample"}, default="subsample"
+        How the training split reaches contamination 0.1, as in
+        :func:`run_contamination_sensitivity`: ``"subsample"`` (fair) keeps the largest set of
+        distinct rows with 10 % anomalies (datasets where that is under
+        :data:`~flowad_bench.protocol.MIN_CONTAMINATION_ROWS` rows are skipped);
+        ``"resample"`` keeps every normal row and draws anomalies again, with replacement when
+        too few (the design of the earlier ``results/odds_sensitivity/trim_sensitivity``).
 
     Returns
     -------
     BenchRun
     """
     ratios = _check_values("trim_ratios", trim_ratios, 0.0, 0.5)
+    if design not in CONTAMINATION_DESIGNS:
+        raise InputError(f"design must be one of {list(CONTAMINATION_DESIGNS)}, got {design!r}.")
     names = parse_methods(methods)
     not_flow = [m for m in names if m not in FLOWAD_METHODS]
     if not_flow:
         raise InputError(f"the trim-ratio experiment needs flowad methods (they take trim_ratio); got {not_flow}.")
     tasks, skipped = _study_tasks(
         data, datasets, names, ratios, seeds=seeds, quick=quick, experiment="trim-sensitivity",
-        setting=lambda r: f"trim={r:g}",
+        setting=lambda r: f"trim={r:g}" + (",design=subsample" if design == "subsample" else ""),
         overrides=lambda m, r: (("trim_ratio", r), ("contamination", TRIM_TRUE_CONTAMINATION)),
         train_contamination=lambda r: TRIM_TRUE_CONTAMINATION,
+        contamination_range=(TRIM_TRUE_CONTAMINATION,) * 2 if design == "subsample" else None,
     )
     title = f"Sensitivity to a misestimated trim ratio (true contamination {TRIM_TRUE_CONTAMINATION})"
     return _run_study(tasks, skipped, out, factor="trim ratio", values=ratios, methods=names, command=command,
-                      jobs=jobs, progress=progress, title=title, quick=quick)
+                      jobs=jobs, progress=progress, title=title, quick=quick, design_note=_DESIGN_NOTES[design])
 
 
 def run_contamination_sensitivity(
