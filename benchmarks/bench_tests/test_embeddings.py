@@ -219,9 +219,28 @@ def test_own_anomalies_keep_each_file_with_its_own_anomaly_rows(tmp_path: Path, 
     assert set(np.flatnonzero(y == 1)) >= set(train_idx[y[train_idx] == 1]) | set(test_idx[y_test == 1])
     assert np.abs(X[train_idx[y[train_idx] == 1]].mean() - 9.0) < 0.5  # the file's own anomalies (mean 9)
     assert np.abs(X[train_idx[y[train_idx] == 0]].mean() - 4.0) < 0.5  # and its normal rows (class 4)
-    assert emb._label("CIFAR10_4", 0) == "CIFAR10_4 / normal rows (deer)" and emb._label("TOY_4", 0) == "TOY_4 / normal rows"
+    assert emb._label("CIFAR10_4", 0, True) == "CIFAR10_4 / normal rows (deer)"
+    assert emb._label("TOY_4", 0, True) == "TOY_4 / normal rows"
+    assert emb._label("TOY_4", 0) == "TOY_4 / class 0"  # a multi-class file named like a one-class file
+    assert sources[1].own_anomalies and emb.embedding_tasks(sources[1:2], ["IForest"], modes=("u",), seeds=1)[0].own_anomalies
     row = emb.run_embedding_task(task)
     assert row["n_train_anomalies"] == 4 and row["n_train"] == 10 and 0.0 <= row["auc"] <= 1.0
+
+
+def test_tables_call_class_0_normal_rows_only_for_a_one_class_file_on_its_own(
+    tmp_path: Path, rng: np.random.Generator, fake_methods: None
+) -> None:
+    folder = _one_class_folder(tmp_path, rng)
+    y = np.repeat([0, 1, 2], 60)
+    np.savez(folder / "FOO_3.npz", X=rng.normal(size=(180, 6)) + y[:, None], y=y)  # three classes, a one-class-like name
+    out = tmp_path / "out"
+    args = ["bench", "embeddings", "-d", str(folder), "-o", str(out), "--methods", "FirstFeature", "--modes", "u",
+            "--seeds", "1", "--pca-dim", "4", "--classes", "0", "--own-anomalies", "--max-train", "20", "--no-progress"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    text = (out / "table.md").read_text()
+    assert "FOO_3 / class 0" in text and "FOO_3 / normal rows" not in text
+    assert "TOY_4 / normal rows" in text
 
 
 def test_variants_run_in_the_table_and_the_study_with_their_own_arguments() -> None:

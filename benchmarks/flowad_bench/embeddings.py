@@ -164,6 +164,9 @@ class EmbeddingTask:
         The first experiment that asked for this run (rows are shared between experiments).
     pca_fit : {"all", "trimmed", "normal"}
         Training rows the PCA is fitted on (see the module notes); ``"trimmed"`` trims ``level``.
+    own_anomalies : bool
+        ``dataset`` is a one-class file taken on its own (its class 0 is its normal rows); only
+        the tables' labels use it.
     """
 
     dataset: str
@@ -181,6 +184,7 @@ class EmbeddingTask:
     level: float = TRAIN_CONTAMINATION
     experiment: str = "embeddings"
     pca_fit: str = "all"
+    own_anomalies: bool = False
 
     @property
     def task_id(self) -> str:
@@ -473,6 +477,8 @@ class _Source:
     path: str
     files: tuple[str, ...]
     classes: tuple[int, ...]
+    #: A one-class file taken on its own (``own_anomalies``): class 0 is its normal rows.
+    own_anomalies: bool = False
 
 
 def _sources(root: Path, own_anomalies: bool = False) -> tuple[list[_Source], list[SkippedFile]]:
@@ -492,7 +498,7 @@ def _sources(root: Path, own_anomalies: bool = False) -> tuple[list[_Source], li
         if key is None:
             sources.append(_Source(p.stem, str(p), (), tuple(np.unique(y).tolist())))
         elif own_anomalies:
-            sources.append(_Source(p.stem, str(p), (), (0,)))
+            sources.append(_Source(p.stem, str(p), (), (0,), own_anomalies=True))
         else:
             groups.setdefault(key[0], []).append((key[1], p))
     for prefix, members in sorted(groups.items()):
@@ -553,7 +559,7 @@ def embedding_tasks(
         overrides = tuple(settings.items())
         task = EmbeddingTask(src.name, src.path, c, mode, m, s, quick=quick, pca_dim=pca_dim, max_train=max_train,
                              overrides=overrides, files=src.files, level=float(level), experiment=experiment,
-                             pca_fit=pca_fit)
+                             pca_fit=pca_fit, own_anomalies=bool(getattr(src, "own_anomalies", False)))
         out.setdefault(task.task_id, task)
 
     for s in range(max(seeds, n_sens)):
@@ -700,19 +706,22 @@ def run_embeddings(
 
 
 def _task_columns(frame: pd.DataFrame, tasks: Sequence[EmbeddingTask]) -> dict[str, pd.Series]:
-    """Per row: whether it is a table cell, its contamination level and its trim ratio."""
+    """Per row: whether it is a table cell, its contamination level, its trim ratio and its
+    label in the tables."""
     by_id = {t.task_id: t for t in tasks}
     ids = frame["task_id"]
     return {
         "in_table": ids.map(lambda i: by_id[i].level == TRAIN_CONTAMINATION and not by_id[i].overrides),
         "level": ids.map(lambda i: by_id[i].level),
         "trim": ids.map(lambda i: by_id[i].trim_ratio),
+        "label": ids.map(lambda i: _label(by_id[i].dataset, by_id[i].normal_class, by_id[i].own_anomalies)),
     }
 
 
-def _label(dataset: str, k: Any) -> str:
-    own = _ONE_CLASS_NAME.match(dataset)
-    if own is not None and str(k) == "0":  # a one-class file on its own (own_anomalies): class 0 is its normal rows
+def _label(dataset: str, k: Any, own_anomalies: bool = False) -> str:
+    """How the tables name normal class ``k`` of ``dataset``."""
+    own = _ONE_CLASS_NAME.match(dataset) if own_anomalies else None
+    if own is not None and str(k) == "0":  # a one-class file on its own: class 0 is its normal rows
         file_class = int(own["k"])
         if own["prefix"].upper() == "CIFAR10" and file_class < len(CIFAR10_CLASSES):
             return f"{dataset} / normal rows ({CIFAR10_CLASSES[file_class]})"
@@ -720,6 +729,14 @@ def _label(dataset: str, k: Any) -> str:
     if dataset.upper().startswith("CIFAR10") and str(k).isdigit() and int(k) < len(CIFAR10_CLASSES):
         return f"{dataset} / {k} {CIFAR10_CLASSES[int(k)]}"
     return f"{dataset} / class {k}"
+
+
+def _labels(frame: pd.DataFrame) -> list[str]:
+    """Each row's table label: its ``label`` column (:func:`_task_columns`) or, in a frame
+    without one, the label its dataset name and class give."""
+    if "label" in frame:
+        return frame["label"].tolist()
+    return [_label(d, k) for d, k in zip(frame["dataset"], frame["normal_class"], strict=True)]
 
 
 def _class_text(value: Any) -> str:
@@ -732,8 +749,7 @@ def _class_text(value: Any) -> str:
 def _trim_frame(frame: pd.DataFrame, trims: Sequence[float]) -> pd.DataFrame:
     sub = frame[(frame["method"] == TRIM_METHOD) & (frame["mode"] == "u") & (frame["level"] == TRAIN_CONTAMINATION)]
     sub = sub[sub["trim"].isin(list(trims))]
-    return sub.assign(factor=sub["trim"].astype(float), dataset=[_label(d, k) for d, k in
-                                                                 zip(sub["dataset"], sub["normal_class"], strict=True)])
+    return sub.assign(factor=sub["trim"].astype(float), dataset=_labels(sub))
 
 
 def _contamination_frame(frame: pd.DataFrame, levels: Sequence[float], methods: Sequence[str]) -> pd.DataFrame:
@@ -742,8 +758,7 @@ def _contamination_frame(frame: pd.DataFrame, levels: Sequence[float], methods: 
     # the trim-ratio study's); a variant's rows all do (its own arguments may fix the trim ratio)
     trimmed = sub["method"].map(base_name).isin(TRIMMED_METHODS) & ~sub["method"].str.contains("[", regex=False)
     sub = sub[~trimmed | (sub["trim"].astype(float) == sub["level"].astype(float))]
-    return sub.assign(factor=sub["level"].astype(float), dataset=[_label(d, k) for d, k in
-                                                                  zip(sub["dataset"], sub["normal_class"], strict=True)])
+    return sub.assign(factor=sub["level"].astype(float), dataset=_labels(sub))
 
 
 def _study_table(sub: pd.DataFrame, values: Sequence[float], methods: Sequence[str], factor: str) -> list[str]:
@@ -798,7 +813,7 @@ def embeddings_markdown(
     if table.empty:
         parts += ["No results yet.", ""]
     else:
-        table = table.assign(label=[_label(d, k) for d, k in zip(table["dataset"], table["normal_class"], strict=True)])
+        table = table.assign(label=_labels(table))
         stats = table.groupby(["method", "mode", "label"])["auc"].agg(["mean", "std"])
         labels = list(dict.fromkeys(table["label"]))
         modes = [m for m in MODES if m in set(table["mode"])]
