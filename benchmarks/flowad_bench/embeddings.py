@@ -521,7 +521,7 @@ def _check_levels(name: str, values: Sequence[float]) -> list[float]:
 
 
 def embedding_tasks(
-    sources: Sequence[Any],
+    sources: Sequence[_Source],
     names: Sequence[str],
     *,
     modes: Sequence[str] = MODES,
@@ -551,7 +551,7 @@ def embedding_tasks(
     out: dict[str, EmbeddingTask] = {}
     variants = variants or {}
 
-    def add(src: Any, c: int, mode: str, m: str, s: int, level: float, trim: float | None, experiment: str) -> None:
+    def add(src: _Source, c: int, mode: str, m: str, s: int, level: float, trim: float | None, experiment: str) -> None:
         settings: dict[str, Any] = {}
         if base_name(m) in TRIMMED_METHODS and trim is not None and trim != TRAIN_CONTAMINATION:
             settings["trim_ratio"] = float(trim)
@@ -559,7 +559,7 @@ def embedding_tasks(
         overrides = tuple(settings.items())
         task = EmbeddingTask(src.name, src.path, c, mode, m, s, quick=quick, pca_dim=pca_dim, max_train=max_train,
                              overrides=overrides, files=src.files, level=float(level), experiment=experiment,
-                             pca_fit=pca_fit, own_anomalies=bool(getattr(src, "own_anomalies", False)))
+                             pca_fit=pca_fit, own_anomalies=src.own_anomalies)
         out.setdefault(task.task_id, task)
 
     for s in range(max(seeds, n_sens)):
