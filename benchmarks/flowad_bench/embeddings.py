@@ -83,6 +83,7 @@ __all__ = [
     "embedding_split",
     "pca_project",
     "trimmed_rows",
+    "robust_distances",
     "embedding_tasks",
     "run_embedding_task",
     "run_embeddings",
@@ -408,18 +409,29 @@ def trimmed_rows(Z: np.ndarray, trim_ratio: float) -> np.ndarray:
     -------
     ndarray of bool, shape (n_samples,)
     """
-    from flowad.preprocessing import Standardization, robust_covariance
-
-    Z = Standardization.fit(Z, method="robust").transform(Z)
     keep = np.ones(Z.shape[0], dtype=bool)
     n_drop = int(np.floor(trim_ratio * Z.shape[0]))
     if n_drop == 0:
         return keep
-    loc, cov = robust_covariance(Z, trim_ratio)
-    diff = Z - loc
-    dist = np.einsum("ij,ij->i", diff, np.linalg.solve(cov, diff.T).T)
+    dist = robust_distances(Z, trim_ratio)
     keep[np.argsort(dist, kind="stable")[Z.shape[0] - n_drop:]] = False
     return keep
+
+
+def robust_distances(Z: np.ndarray, trim_ratio: float) -> np.ndarray:
+    """Squared Mahalanobis distance of every row of ``Z`` from :func:`flowad.preprocessing.robust_covariance`
+    (trimmed Ledoit–Wolf, ``trim_ratio``) fitted on the robustly standardized rows. Uses no labels.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+    """
+    from flowad.preprocessing import Standardization, robust_covariance
+
+    Z = Standardization.fit(Z, method="robust").transform(Z)
+    loc, cov = robust_covariance(Z, trim_ratio)
+    diff = Z - loc
+    return np.einsum("ij,ij->i", diff, np.linalg.solve(cov, diff.T).T)
 
 
 def run_embedding_task(task: EmbeddingTask) -> dict[str, Any]:

@@ -194,6 +194,33 @@ def contamination_sensitivity(
          variants=variant or ())
 
 
+@bench_app.command("trim-rule")
+@user_errors
+def trim_rule(
+    data: list[Path] = typer.Option(
+        ..., "--data", "-d", help="Dataset folder (repeat for several, e.g. --data ../shared/data/odds --data ../shared/data/adbench_dev)."
+    ),
+    out: Path = _OUT,
+    trims: str = typer.Option("0.1,0.2", "--trims", help="Comma-separated candidate trim ratios (at least two)."),
+    max_rows: int = typer.Option(
+        None, "--max-rows", help="Subsample datasets with more rows to this many first (stratified, fixed seed)."
+    ),
+    seeds: int = typer.Option(2, "--seeds", help="Number of seeds (0 .. N-1)."),
+    jobs: int = _JOBS,
+    datasets: str = _DATASETS,
+    report_only: bool = typer.Option(
+        False, "--report-only", help="Run nothing: write table.md and rules.png from the rows already in results.csv."
+    ),
+    no_progress: bool = _NO_PROGRESS,
+) -> None:
+    """Can a rule that reads no label choose RobustRealNVP's trim ratio? Held-out trimmed NLL and a
+    robust Gaussian's outlier fraction against the test AUC of every candidate."""
+    from flowad_bench.trim_rule import run_trim_rule
+
+    _run(run_trim_rule, "trim-rule", no_progress, data, out, trims=_floats(trims, "--trims"), datasets=_split(datasets),
+         seeds=seeds, max_rows=max_rows, jobs=jobs, report_only=report_only)
+
+
 @bench_app.command("sn-ablation")
 @user_errors
 def sn_ablation(
