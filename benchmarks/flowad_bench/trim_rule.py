@@ -190,7 +190,9 @@ def rule_choices(frame: pd.DataFrame) -> pd.DataFrame:
         row["outlier_fraction"] = fraction
         for level in NLL_LEVELS:
             values = by[f"val_nll_{level:g}"].astype(float).reindex(trims).to_numpy()
-            row[f"held-out NLL {level:g}"] = float(trims[np.nanargmin(values)]) if np.isfinite(values).any() else float(trims[0])
+            row[f"held-out NLL {level:g}"] = (
+                float(trims[np.nanargmin(values)]) if np.isfinite(values).any() else float(trims[0])
+            )
         row["Gaussian outlier fraction"] = _nearest(trims, max(float(trims[0]), fraction))
         rows.append(row)
     return pd.DataFrame(rows)
@@ -369,8 +371,16 @@ def run_trim_rule(
         run, frame = load_only(tasks, out, skipped=skipped, table="table.md", plot="rules.png")
     else:
         run, frame = run_and_load(
-            tasks, run_trim_rule_task, out, fields=FIELDS, skipped=skipped, table="table.md", plot="rules.png",
-            jobs=jobs, progress=progress, desc="trim-rule",
+            tasks,
+            run_trim_rule_task,
+            out,
+            fields=FIELDS,
+            skipped=skipped,
+            table="table.md",
+            plot="rules.png",
+            jobs=jobs,
+            progress=progress,
+            desc="trim-rule",
         )
     notes = run_notes(run, len(tasks), len(frame))
     run.table_md.write_text(trim_rule_markdown(frame, command=command, notes=notes))
