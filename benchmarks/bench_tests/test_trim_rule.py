@@ -53,6 +53,7 @@ def _frame() -> pd.DataFrame:
                 "dataset": ds,
                 "source": src,
                 "seed": 0,
+                "n_features": 2,
                 "trim_ratio": t,
                 "val_nll_0.1": nll[0],
                 "val_nll_0.2": nll[1],
@@ -69,6 +70,9 @@ def test_rules_choose_from_their_signal_and_are_scored_against_the_better_trim()
     assert choices.loc["a", "held-out NLL 0.1"] == 0.1 and choices.loc["a", "held-out NLL 0.2"] == 0.2
     assert choices.loc["b", "held-out NLL 0.3"] == 0.1
     assert choices.loc["a", "Gaussian outlier fraction"] == 0.1 and choices.loc["b", "Gaussian outlier fraction"] == 0.2
+    assert choices.loc["a", "held_out_gap"] == pytest.approx(-0.5) and choices.loc[
+        "b", "held_out_gap"
+    ] == pytest.approx(0.5)
     summary = rule_summary(choices.reset_index()).set_index("choice")
     assert summary.loc["trim 0.1 (fixed)", "mean AUC, all (2)"] == pytest.approx(0.75)
     assert summary.loc["trim 0.2 (fixed)", "mean AUC, tab (1)"] == pytest.approx(0.9)

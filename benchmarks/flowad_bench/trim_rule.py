@@ -36,7 +36,7 @@ import torch
 
 from flowad.exceptions import InputError, NonFiniteError
 from flowad.training import trimmed_mean
-from flowad_bench.odds import BenchRun, _capped_dataset, load_only, prepare_datasets, run_and_load, run_notes
+from flowad_bench.odds import BenchRun, _capped_dataset, _versions, load_only, prepare_datasets, run_and_load, run_notes
 from flowad_bench.protocol import evaluate, stratified_split
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "VALIDATION_FRACTION",
     "OUTLIER_QUANTILE",
     "TIE",
+    "GAP_LEVEL",
     "FIELDS",
     "TrimRuleTask",
     "held_out_split",
@@ -66,6 +67,8 @@ VALIDATION_FRACTION = 0.2
 OUTLIER_QUANTILE = 0.975
 #: AUC differences within this are ties (neither choice is right or wrong).
 TIE = 0.002
+#: Level of the held-out NLL whose gap between the largest and the smallest candidate is plotted.
+GAP_LEVEL = 0.2
 FIELDS = (
     "dataset",
     "source",
@@ -80,6 +83,7 @@ FIELDS = (
     "ap",
     "fit_seconds",
     "train_contamination",
+    "versions",
 )
 
 
@@ -163,6 +167,7 @@ def run_trim_rule_task(task: TrimRuleTask) -> dict[str, Any]:
         "ap": ap,
         "fit_seconds": seconds,
         "train_contamination": float(y[fit_idx].mean()),  # for the reader; no rule reads it
+        "versions": _versions(),
     }
 
 
@@ -174,7 +179,9 @@ def rule_choices(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per dataset × seed with every candidate's test AUC and each rule's chosen trim.
 
     Columns: ``dataset``, ``source``, ``seed``, ``auc@<t>`` per candidate, ``outlier_fraction``,
-    then ``<rule>`` (the chosen trim ratio) per rule: ``held-out NLL <L>`` for each level (the
+    ``held_out_gap`` (the :data:`GAP_LEVEL`-trimmed held-out NLL of the largest candidate minus that
+    of the smallest, per feature: negative where the held-out rows favour trimming more), then
+    ``<rule>`` (the chosen trim ratio) per rule: ``held-out NLL <L>`` for each level (the
     candidate with the lowest held-out ``L``-trimmed NLL; a non-finite one is never chosen) and
     ``Gaussian outlier fraction``. Pairs where some candidate has no row are left out.
     """
@@ -188,6 +195,8 @@ def rule_choices(frame: pd.DataFrame) -> pd.DataFrame:
         row.update({f"auc@{t:g}": float(by.at[t, "auc"]) for t in trims})
         fraction = float(by["outlier_fraction"].iloc[0])
         row["outlier_fraction"] = fraction
+        gap = by[f"val_nll_{GAP_LEVEL:g}"].astype(float)
+        row["held_out_gap"] = float((gap[trims[-1]] - gap[trims[0]]) / by["n_features"].iloc[0])
         for level in NLL_LEVELS:
             values = by[f"val_nll_{level:g}"].astype(float).reindex(trims).to_numpy()
             row[f"held-out NLL {level:g}"] = (
@@ -228,17 +237,27 @@ def rule_summary(choices: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _gain_correlation(choices: pd.DataFrame) -> float:
-    """Spearman correlation, over datasets, of the outlier fraction with the AUC gained by the
-    largest candidate over the smallest (seeds averaged)."""
+def _per_dataset_signals(choices: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset (seeds averaged): ``gain`` (test AUC of the largest candidate minus the
+    smallest's), ``outlier_fraction`` and ``held_out_gap``."""
+    auc_cols = [c for c in choices.columns if c.startswith("auc@")]
+    gain = choices[auc_cols[-1]] - choices[auc_cols[0]]
+    return choices.assign(gain=gain).groupby("dataset")[["gain", "outlier_fraction", "held_out_gap"]].mean()
+
+
+def _gain_correlations(choices: pd.DataFrame) -> dict[str, float]:
+    """Spearman correlation over datasets of each label-free signal with the AUC gained by the
+    largest candidate (the held-out gap negated, so that positive means "the signal points the
+    right way" for both)."""
     from scipy.stats import spearmanr
 
-    trims = sorted(float(c.split("@")[1]) for c in choices.columns if c.startswith("auc@"))
-    per = choices.assign(gain=choices[f"auc@{trims[-1]:g}"] - choices[f"auc@{trims[0]:g}"]).groupby("dataset")
-    means = per[["gain", "outlier_fraction"]].mean()
+    means = _per_dataset_signals(choices)
     if len(means) < 3:
-        return float("nan")
-    return float(spearmanr(means["outlier_fraction"], means["gain"]).statistic)
+        return {"outlier_fraction": float("nan"), "held_out_gap": float("nan")}
+    return {
+        "outlier_fraction": float(spearmanr(means["outlier_fraction"], means["gain"]).statistic),
+        "held_out_gap": float(spearmanr(-means["held_out_gap"], means["gain"]).statistic),
+    }
 
 
 def trim_rule_markdown(frame: pd.DataFrame, *, command: str = "", notes: Sequence[str] = ()) -> str:
@@ -266,21 +285,40 @@ def trim_rule_markdown(frame: pd.DataFrame, *, command: str = "", notes: Sequenc
     parts += ["## Rules against fixed trim ratios", "", "| " + " | ".join(cols) + " |", "|---" * len(cols) + "|"]
     for r in summary.itertuples(index=False):
         parts.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r) + " |")
+    corr = _gain_correlations(choices)
     parts += [
         "",
-        f"Spearman correlation over datasets of the outlier fraction with the AUC gained by the largest "
-        f"candidate: {_gain_correlation(choices):.2f}.",
+        f"Spearman correlation over datasets with the AUC gained by the largest candidate: the outlier fraction "
+        f"{corr['outlier_fraction']:.2f}; how much better the largest candidate's held-out {GAP_LEVEL:g}-trimmed "
+        f"NLL is per feature {corr['held_out_gap']:.2f} (1 would be a perfect signal, 0 none).",
         "",
-        "## Per dataset (seeds averaged; the rules' columns: share of seeds choosing the largest candidate)",
+        "## Per dataset",
+        "",
+        f"Seeds averaged. *Held-out gap*: the largest candidate's held-out {GAP_LEVEL:g}-trimmed NLL minus the "
+        "smallest's, nats per feature (negative: the held-out rows favour trimming more). The rules' columns: "
+        "share of seeds choosing the largest candidate.",
         "",
     ]
     auc_cols = [c for c in choices.columns if c.startswith("auc@")]
     largest = auc_cols[-1].split("@")[1]
     per = choices.groupby(["source", "dataset"], sort=True)
-    header = ["source", "dataset", *(f"AUC trim {c.split('@')[1]}" for c in auc_cols), "outlier fraction", *_rules()]
+    header = [
+        "source",
+        "dataset",
+        *(f"AUC trim {c.split('@')[1]}" for c in auc_cols),
+        "outlier fraction",
+        "held-out gap",
+        *_rules(),
+    ]
     parts += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for (source, dataset), g in per:
-        cells = [source, dataset, *(f"{g[c].mean():.3f}" for c in auc_cols), f"{g['outlier_fraction'].mean():.3f}"]
+        cells = [
+            source,
+            dataset,
+            *(f"{g[c].mean():.3f}" for c in auc_cols),
+            f"{g['outlier_fraction'].mean():.3f}",
+            f"{g['held_out_gap'].mean():+.3f}",
+        ]
         cells += [f"{np.mean(g[r] == float(largest)):.2f}" for r in _rules()]
         parts.append("| " + " | ".join(cells) + " |")
     parts.append("")
@@ -297,21 +335,23 @@ def _plot(choices: pd.DataFrame, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     auc_cols = [c for c in choices.columns if c.startswith("auc@")]
-    per = choices.assign(gain=choices[auc_cols[-1]] - choices[auc_cols[0]]).groupby("dataset")
-    means = per[["gain", "outlier_fraction"]].mean()
-    level = f"held-out NLL {NLL_LEVELS[0]:g}"
-    share = per[level].apply(lambda s: float(np.mean(s == float(auc_cols[-1].split("@")[1]))))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    means = _per_dataset_signals(choices)
+    lo, hi = auc_cols[0].split("@")[1], auc_cols[-1].split("@")[1]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
     for ax, x, label in [
         (axes[0], means["outlier_fraction"], "robust-Gaussian outlier fraction of the training rows"),
-        (axes[1], share, f"share of seeds where '{level}' chose the largest trim"),
+        (
+            axes[1],
+            -means["held_out_gap"],
+            f"held-out {GAP_LEVEL:g}-trimmed NLL, nats per feature: trim {lo} model minus trim {hi} model",
+        ),
     ]:
         ax.scatter(x, means["gain"])
         for name, xi, yi in zip(means.index, x, means["gain"], strict=True):
             ax.annotate(name, (xi, yi), fontsize=6)
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_xlabel(label)
-    axes[0].set_ylabel(f"test AUC, trim {auc_cols[-1].split('@')[1]} minus trim {auc_cols[0].split('@')[1]}")
+    axes[0].set_ylabel(f"test AUC, trim {hi} minus trim {lo}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
