@@ -36,6 +36,9 @@ CASES: dict[str, tuple[list[str], str]] = {
     "throughput: no rows": (["throughput", "-o", "{out}", "--rows", "0"], "--rows and --repeats must be >= 1"),
     "two-moons: no threads": (["two-moons", "-o", "{out}", "--threads", "0"], "--threads must be >= 1"),
     "two-moons: contamination out of range": (["two-moons", "-o", "{out}", "--contamination", "0.7"], "contamination must be"),
+    "two-moons: variant of a model not in the study": (["two-moons", "-o", "{out}", "--variant", "IForest:n_estimators=10"], "models must be among"),
+    "two-moons: variant argument unknown": (["two-moons", "-o", "{out}", "--variant", "RobustRealNVP:depth=3"], "has no argument"),
+    "trim-rule: one candidate": (["trim-rule", "-d", "{data}", "-o", "{out}", "--trims", "0.1"], "at least two distinct trim ratios"),
     "validation-nll: unknown dataset": (
         ["validation-nll", "-d", "{data}", "-o", "{out}", "--datasets", "nope"],
         "no dataset file",

@@ -7,11 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from flowad_bench import trim_rule
 from flowad_bench.trim_rule import gaussian_outlier_fraction, held_out_split, rule_choices, rule_summary, run_trim_rule
-from typer.testing import CliRunner
 
-from flowad.cli import app
 from flowad.exceptions import InputError
 
 
@@ -109,11 +106,3 @@ def test_run_writes_rows_table_plot_and_resumes(data_dir: Path, tmp_path: Path) 
     assert again.summary.n_done == 0 and again.summary.n_skipped == 4
     assert (out / "table.md").read_text() == table
 
-
-def test_command_refuses_a_single_candidate(data_dir: Path, tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        app, ["bench", "trim-rule", "-d", str(data_dir), "-o", str(tmp_path / "o"), "--trims", "0.1"]
-    )
-    assert result.exit_code != 0
-    assert "at least two distinct trim ratios" in result.output
-    assert trim_rule.TRIMS == (0.1, 0.2)

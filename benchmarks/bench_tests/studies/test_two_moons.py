@@ -114,3 +114,22 @@ def test_quick_study_end_to_end(tmp_path, one_thread) -> None:
     assert list(summary.index) == list(MODELS)
     md = to_markdown(summary)
     assert md.count("\n") == 2 + len(MODELS) and "±" in md
+
+
+def test_a_variant_is_its_model_with_the_overrides_and_gets_its_own_row(one_thread) -> None:
+    from flowad_bench.methods import parse_variant
+    from sklearn.metrics import roc_auc_score
+
+    from flowad import RobustRealNVP
+
+    cfg = TwoMoonsConfig.quick(n_train=200, grid=30)
+    variant = parse_variant("RobustRealNVP:lipschitz_k=2.0")
+    results = run_two_moons(None, cfg, settings=("uniform",), models=("RobustRealNVP",), variants=[variant])
+    assert list(results["model"]) == ["RobustRealNVP", "RobustRealNVP[lipschitz_k=2.0]"]
+    X_train, _, X_test, y_test = make_split("uniform", 0, cfg)
+    direct = RobustRealNVP(contamination=cfg.contamination, epochs=cfg.epochs, device="cpu", random_state=0, lipschitz_k=2.0)
+    expected = roc_auc_score(y_test, direct.fit(X_train).decision_function(X_test))
+    assert results["auc"].iloc[1] == pytest.approx(expected, abs=1e-12)
+    assert list(summarize(results).index) == ["RobustRealNVP", "RobustRealNVP[lipschitz_k=2.0]"]
+    with pytest.raises(ValueError, match="its own label"):
+        run_two_moons(None, cfg, settings=("uniform",), models=("RobustRealNVP",), variants=[variant, variant])

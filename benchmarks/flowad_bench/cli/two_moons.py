@@ -23,11 +23,17 @@ def two_moons(
     contamination: float = typer.Option(0.05, help="Fraction eps of anomalies in the training data (also the detectors' contamination)."),
     threads: int = typer.Option(1, help="torch CPU threads during the run (restored afterwards)."),
     quick: bool = typer.Option(False, "--quick", help="Seconds-long smoke run: 1 seed, 5 epochs, small data (overrides --seeds/--epochs)."),
+    variant: list[str] = typer.Option(
+        [], "--variant", "-V",
+        help="NAME:key=value[,key=value...] (repeatable): also fit model NAME (RealNVP, TrimRealNVP, RobustRealNVP) "
+        "with these constructor arguments, as its own panel and row, e.g. RobustRealNVP:lipschitz_k=2.0.",
+    ),
 ) -> None:
     """Fit the three RealNVP variants on two moons contaminated with uniform or clustered
     anomalies; write one density heat map per setting and the test ROC AUC (mean ± std over
     seeds) as CSV and markdown to OUT.
     """
+    from flowad_bench.methods import parse_variant
     from flowad_bench.runner import torch_threads
     from flowad_bench.studies.two_moons import TwoMoonsConfig, run_two_moons, summarize, to_markdown
 
@@ -37,9 +43,10 @@ def two_moons(
         config = TwoMoonsConfig.quick(n_train=min(n_train, 300), contamination=contamination)
     else:
         config = TwoMoonsConfig(seeds=seeds, epochs=epochs, n_train=n_train, contamination=contamination)
+    variants = [parse_variant(spec) for spec in variant]
     out = output_folder(out)
     with torch_threads(threads):
-        results = run_two_moons(out, config)
+        results = run_two_moons(out, config, variants=variants)
     results.to_csv(out / "auc_per_seed.csv", index=False, float_format="%.6f")
     summary = summarize(results)
     summary.to_csv(out / "auc_summary.csv", float_format="%.6f")

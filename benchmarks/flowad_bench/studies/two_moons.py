@@ -206,6 +206,7 @@ def run_two_moons(
     *,
     settings: Sequence[str] = SETTINGS,
     models: Sequence[str] = tuple(MODELS),
+    variants: Sequence[tuple[str, str, tuple[tuple[str, Any], ...]]] = (),
 ) -> pd.DataFrame:
     """Run the study; return one row per (setting, model, seed) and write the heat maps.
 
@@ -219,6 +220,10 @@ def run_two_moons(
         Anomaly kinds to run.
     models : sequence of str, default=all of MODELS
         Model names to compare.
+    variants : sequence of (label, model, overrides)
+        Further models, after ``models``: ``model`` (a name of :data:`MODELS`) with the
+        constructor arguments ``overrides``, reported as ``label``
+        (:func:`flowad_bench.methods.parse_variant` makes them from ``NAME:key=value`` specs).
 
     Returns
     -------
@@ -229,25 +234,32 @@ def run_two_moons(
     import time
 
     config = TwoMoonsConfig() if config is None else config
-    unknown = [m for m in models if m not in MODELS]
+    unknown = [m for m in [*models, *(base for _, base, _ in variants)] if m not in MODELS]
     if unknown:
         raise InputError(f"models must be among {list(MODELS)}, got unknown {unknown}.")
     bad = [s for s in settings if s not in SETTINGS]
     if bad:
         raise InputError(f"settings must be among {list(SETTINGS)}, got unknown {bad}.")
+    runs = [(name, MODELS[name], {}) for name in models] + [(label, MODELS[base], dict(ov)) for label, base, ov in variants]
+    labels = [label for label, _, _ in runs]
+    if len(set(labels)) != len(labels):
+        raise InputError(f"every model and variant needs its own label, got {labels}.")
     rows: list[dict[str, Any]] = []
     for kind in settings:
         for seed in range(config.seeds):
             X_train, y_train, X_test, y_test = make_split(kind, seed, config)
             fitted: dict[str, BaseFlowDetector] = {}
             aucs: dict[str, float] = {}
-            for name in models:
-                det = MODELS[name](
-                    contamination=config.contamination,
-                    epochs=config.epochs,
-                    device="cpu",
-                    random_state=seed,
-                    **config.model_params,
+            for name, cls, overrides in runs:
+                det = cls(
+                    **{
+                        "contamination": config.contamination,
+                        "epochs": config.epochs,
+                        "device": "cpu",
+                        "random_state": seed,
+                        **config.model_params,
+                        **overrides,
+                    }
                 )
                 start = time.perf_counter()
                 det.fit(X_train)
@@ -269,13 +281,14 @@ def summarize(results: pd.DataFrame, column: str = "auc") -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        Index: model (in :data:`MODELS` order); columns: ``(setting, "mean")``, ``(setting, "std")``.
+        Index: model (in the order of ``results``: :data:`MODELS` order, then variants); columns:
+        ``(setting, "mean")``, ``(setting, "std")``.
     """
     g = results.groupby(["setting", "model"], sort=False)[column]
     stats = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1).fillna(0.0), "n": g.size()})
     table = stats.unstack("setting")
     table.columns = table.columns.swaplevel(0, 1)
-    order_m = [m for m in MODELS if m in table.index]
+    order_m = list(results["model"].unique())
     order_s = [s for s in SETTINGS if s in results["setting"].unique()]
     return table.loc[order_m, [(s, c) for s in order_s for c in ("mean", "std", "n")]]
 
