@@ -71,7 +71,7 @@ from flowad_bench.odds import (
     run_and_load,
     run_notes,
 )
-from flowad_bench.report import format_mean_std, frame_to_markdown
+from flowad_bench.report import format_mean_std, frame_to_markdown, markdown_head
 
 __all__ = [
     "EMBEDDING_FIELDS",
@@ -811,9 +811,7 @@ def embeddings_markdown(
     pca_fit: str = "all",
 ) -> str:
     """The table (rows = method × mode, columns = normal classes) and, if run, the two studies."""
-    parts = [f"# Image-embedding protocol (one class normal, PCA {pca_dim} fitted on {_PCA_FIT_TEXT[pca_fit]}, balanced test)", ""]
-    if command:
-        parts += ["Command:", "", "```", command, "```", ""]
+    parts = markdown_head(f"Image-embedding protocol (one class normal, PCA {pca_dim} fitted on {_PCA_FIT_TEXT[pca_fit]}, balanced test)", command)
     parts += [
         "## Table: training contamination 0.1",
         "",

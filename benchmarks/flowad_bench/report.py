@@ -126,6 +126,14 @@ def frame_to_markdown(frame: pd.DataFrame, index_name: str = "") -> str:
     return "\n".join(lines)
 
 
+def markdown_head(title: str, command: str = "") -> list[str]:
+    """Opening lines of a results table: ``# title`` and, when given, the command that made it."""
+    parts = [f"# {title}", ""]
+    if command:
+        parts += ["Command:", "", "```", command, "```", ""]
+    return parts
+
+
 def _method_order(frame: pd.DataFrame, methods: list[str] | None) -> list[str]:
     present = list(dict.fromkeys(frame["method"]))
     if methods is None:
@@ -232,9 +240,7 @@ def odds_markdown(
         },
         index=methods,
     )
-    parts = [f"# {title}", ""]
-    if command:
-        parts += ["Command:", "", "```", command, "```", ""]
+    parts = markdown_head(title, command)
     parts += [
         f"Protocol: stratified random 60/40 split per seed (seeds {seeds}); unlabeled training split with its "
         "anomalies; standardization from training statistics; test ROC AUC / average precision, mean ± std over seeds. "

@@ -41,7 +41,7 @@ from flowad_bench.odds import (
     run_task,
 )
 from flowad_bench.protocol import MIN_CONTAMINATION_ROWS, contamination_train_size, stratified_split
-from flowad_bench.report import format_mean_std, frame_to_markdown
+from flowad_bench.report import format_mean_std, frame_to_markdown, markdown_head
 
 __all__ = [
     "TRIM_RATIOS",
@@ -328,9 +328,7 @@ def sensitivity_markdown(
     design_note: str = _RESAMPLE_NOTE,
 ) -> str:
     """Table: one row per dataset × method, one column per factor value (AUC mean ± std over seeds)."""
-    parts = [f"# {title}", ""]
-    if command:
-        parts += ["Command:", "", "```", command, "```", ""]
+    parts = markdown_head(title, command)
     parts += [design_note, ""]
     if not frame.empty:
         stats = frame.groupby(["dataset", "method", "factor"])["auc"].agg(["mean", "std"]).fillna(0.0)
@@ -436,9 +434,7 @@ def ablation_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 def ablation_markdown(frame: pd.DataFrame, *, command: str = "", notes: list[str] | None = None) -> str:
     """Markdown of :func:`ablation_table` plus a Wilcoxon signed-rank test over datasets."""
-    parts = ["# Spectral-normalization ablation: TrimRealNVP (no Lipschitz bound) vs RobustRealNVP", ""]
-    if command:
-        parts += ["Command:", "", "```", command, "```", ""]
+    parts = markdown_head("Spectral-normalization ablation: TrimRealNVP (no Lipschitz bound) vs RobustRealNVP", command)
     parts += [
         "ODDS protocol (stratified 60/40 split per seed, unlabeled contaminated training split); test ROC AUC.",
         "",

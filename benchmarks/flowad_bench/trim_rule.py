@@ -38,6 +38,7 @@ from flowad.exceptions import InputError, NonFiniteError
 from flowad.training import trimmed_mean
 from flowad_bench.odds import BenchRun, _capped_dataset, _versions, load_only, prepare_datasets, run_and_load, run_notes
 from flowad_bench.protocol import evaluate, stratified_split
+from flowad_bench.report import markdown_head
 
 __all__ = [
     "TRIMS",
@@ -262,9 +263,7 @@ def _gain_correlations(choices: pd.DataFrame) -> dict[str, float]:
 
 def trim_rule_markdown(frame: pd.DataFrame, *, command: str = "", notes: Sequence[str] = ()) -> str:
     """The rules' summary and the per-dataset choices (seeds averaged)."""
-    parts = ["# Choosing the trim ratio without labels", ""]
-    if command:
-        parts += ["Command:", "", "```", command, "```", ""]
+    parts = markdown_head("Choosing the trim ratio without labels", command)
     parts += [
         f"Each dataset × seed: ODDS protocol split; RobustRealNVP (defaults, one candidate trim ratio each) "
         f"fitted on a random {1 - VALIDATION_FRACTION:.0%} of the training split; test ROC AUC of that model. "

@@ -34,6 +34,7 @@ from flowad.training import trimmed_mean
 from flowad_bench.datasets import dataset_paths, load_features
 from flowad_bench.protocol import TEST_SIZE
 from flowad_bench.record import output_folder
+from flowad_bench.report import markdown_head
 from flowad_bench.runner import RunSummary, run_tasks
 
 __all__ = [
@@ -161,9 +162,7 @@ def _default_setting() -> tuple[int, float]:
 def validation_markdown(frame: pd.DataFrame, *, command: str = "", notes: Sequence[str] = ()) -> str:
     """Held-out trimmed NLL per dataset (rows) and setting (columns); the lowest per row in bold."""
     default = _default_setting()
-    parts = ["# Held-out trimmed NLL of RobustRealNVP settings (no label read)", ""]
-    if command:
-        parts += ["Command:", "", "```", command, "```", ""]
+    parts = markdown_head("Held-out trimmed NLL of RobustRealNVP settings (no label read)", command)
     parts += [
         f"{TRIM:.0%}-trimmed mean negative log-likelihood of a held-out {VALIDATION_FRACTION:.0%} of a random "
         f"{1 - TEST_SIZE:.0%} training part (lower = better); column `e<epochs> k<lipschitz_k>`, the default "
