@@ -255,6 +255,6 @@ def test_variants_run_in_the_table_and_the_study_with_their_own_arguments() -> N
     assert by[(label, 0.4)].trim_ratio == 0.4 and by[(label, 0.1)].overrides == (("lipschitz_k", 2.0),)
     assert by[(fixed, 0.4)].trim_ratio == 0.1  # its own argument wins over the study's
     frame = pd.DataFrame({"mode": "u", "method": [label, fixed, "RobustRealNVP", "RobustRealNVP"], "level": [0.4] * 4,
-                          "trim": [0.4, 0.1, 0.4, 0.2], "dataset": "D", "normal_class": 0})
+                          "trim": [0.4, 0.1, 0.4, 0.2], "dataset": "D", "normal_class": 0, "label": "D / class 0"})
     kept = emb._contamination_frame(frame, [0.4], [label, fixed, "RobustRealNVP"])
     assert sorted(zip(kept["method"], kept["trim"], strict=True)) == [("RobustRealNVP", 0.4), (label, 0.4), (fixed, 0.1)]

@@ -743,14 +743,6 @@ def _label(dataset: str, k: Any, own_anomalies: bool = False) -> str:
     return f"{dataset} / class {k}"
 
 
-def _labels(frame: pd.DataFrame) -> list[str]:
-    """Each row's table label: its ``label`` column (:func:`_task_columns`) or, in a frame
-    without one, the label its dataset name and class give."""
-    if "label" in frame:
-        return frame["label"].tolist()
-    return [_label(d, k) for d, k in zip(frame["dataset"], frame["normal_class"], strict=True)]
-
-
 def _class_text(value: Any) -> str:
     """A class label read back from the CSV (``4.0`` -> ``"4"``)."""
     if isinstance(value, float) and value.is_integer():
@@ -761,7 +753,7 @@ def _class_text(value: Any) -> str:
 def _trim_frame(frame: pd.DataFrame, trims: Sequence[float]) -> pd.DataFrame:
     sub = frame[(frame["method"] == TRIM_METHOD) & (frame["mode"] == "u") & (frame["level"] == TRAIN_CONTAMINATION)]
     sub = sub[sub["trim"].isin(list(trims))]
-    return sub.assign(factor=sub["trim"].astype(float), dataset=_labels(sub))
+    return sub.assign(factor=sub["trim"].astype(float), dataset=sub["label"])
 
 
 def _contamination_frame(frame: pd.DataFrame, levels: Sequence[float], methods: Sequence[str]) -> pd.DataFrame:
@@ -770,7 +762,7 @@ def _contamination_frame(frame: pd.DataFrame, levels: Sequence[float], methods: 
     # the trim-ratio study's); a variant's rows all do (its own arguments may fix the trim ratio)
     trimmed = sub["method"].map(base_name).isin(TRIMMED_METHODS) & ~sub["method"].str.contains("[", regex=False)
     sub = sub[~trimmed | (sub["trim"].astype(float) == sub["level"].astype(float))]
-    return sub.assign(factor=sub["level"].astype(float), dataset=_labels(sub))
+    return sub.assign(factor=sub["level"].astype(float), dataset=sub["label"])
 
 
 def _study_table(sub: pd.DataFrame, values: Sequence[float], methods: Sequence[str], factor: str) -> list[str]:
@@ -810,7 +802,10 @@ def embeddings_markdown(
     pca_dim: int = PCA_DIM,
     pca_fit: str = "all",
 ) -> str:
-    """The table (rows = method × mode, columns = normal classes) and, if run, the two studies."""
+    """The table (rows = method × mode, columns = normal classes) and, if run, the two studies.
+
+    ``frame`` holds the run's rows with the columns :func:`_task_columns` adds (``label`` names
+    each row's normal class in the tables)."""
     parts = markdown_head(f"Image-embedding protocol (one class normal, PCA {pca_dim} fitted on {_PCA_FIT_TEXT[pca_fit]}, balanced test)", command)
     parts += [
         "## Table: training contamination 0.1",
@@ -823,7 +818,6 @@ def embeddings_markdown(
     if table.empty:
         parts += ["No results yet.", ""]
     else:
-        table = table.assign(label=_labels(table))
         stats = table.groupby(["method", "mode", "label"])["auc"].agg(["mean", "std"])
         labels = list(dict.fromkeys(table["label"]))
         modes = [m for m in MODES if m in set(table["mode"])]

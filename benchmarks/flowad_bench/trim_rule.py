@@ -23,6 +23,7 @@ choices with every fixed candidate, per dataset source (folder).
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Sequence
@@ -136,6 +137,14 @@ def gaussian_outlier_fraction(Z: np.ndarray, trim_ratio: float = TRIMS[0]) -> fl
     return float(np.mean(dist > cut))
 
 
+@functools.lru_cache(maxsize=4)
+def _fit_rows_outlier_fraction(path: str, max_rows: int | None, seed: int) -> float:
+    """:func:`gaussian_outlier_fraction` of a dataset × seed's fit rows, computed once for all its candidates."""
+    X, y = _capped_dataset(path, max_rows)
+    fit_idx, _ = held_out_split(stratified_split(y, seed)[0], seed)
+    return gaussian_outlier_fraction(X[fit_idx])
+
+
 def run_trim_rule_task(task: TrimRuleTask) -> dict[str, Any]:
     """Fit RobustRealNVP with the task's trim ratio on the non-held-out training rows; its row."""
     from flowad import RobustRealNVP
@@ -163,13 +172,18 @@ def run_trim_rule_task(task: TrimRuleTask) -> dict[str, Any]:
         "n_val": int(val_idx.size),
         "n_features": int(X.shape[1]),
         **nll,
-        "outlier_fraction": gaussian_outlier_fraction(X[fit_idx]),
+        "outlier_fraction": _fit_rows_outlier_fraction(task.path, task.max_rows, task.seed),
         "auc": auc,
         "ap": ap,
         "fit_seconds": seconds,
         "train_contamination": float(y[fit_idx].mean()),  # for the reader; no rule reads it
         "versions": _versions(),
     }
+
+
+def _candidates(choices: pd.DataFrame) -> list[float]:
+    """The candidate trim ratios of a :func:`rule_choices` frame, smallest first (column ``auc@<t>`` each)."""
+    return sorted(float(c.split("@")[1]) for c in choices.columns if c.startswith("auc@"))
 
 
 def _nearest(trims: np.ndarray, value: float) -> float:
@@ -218,7 +232,7 @@ def rule_summary(choices: pd.DataFrame) -> pd.DataFrame:
     largest candidate, and in how many dataset × seed pairs whose candidates differ by more than
     :data:`TIE` it chose the better one.
     """
-    trims = sorted(float(c.split("@")[1]) for c in choices.columns if c.startswith("auc@"))
+    trims = _candidates(choices)
     aucs = choices[[f"auc@{t:g}" for t in trims]].to_numpy()
     best = np.array(trims)[aucs.argmax(axis=1)]
     decided = (aucs.max(axis=1) - aucs.min(axis=1)) > TIE
@@ -241,8 +255,8 @@ def rule_summary(choices: pd.DataFrame) -> pd.DataFrame:
 def _per_dataset_signals(choices: pd.DataFrame) -> pd.DataFrame:
     """Per dataset (seeds averaged): ``gain`` (test AUC of the largest candidate minus the
     smallest's), ``outlier_fraction`` and ``held_out_gap``."""
-    auc_cols = [c for c in choices.columns if c.startswith("auc@")]
-    gain = choices[auc_cols[-1]] - choices[auc_cols[0]]
+    trims = _candidates(choices)
+    gain = choices[f"auc@{trims[-1]:g}"] - choices[f"auc@{trims[0]:g}"]
     return choices.assign(gain=gain).groupby("dataset")[["gain", "outlier_fraction", "held_out_gap"]].mean()
 
 
@@ -298,13 +312,12 @@ def trim_rule_markdown(frame: pd.DataFrame, *, command: str = "", notes: Sequenc
         "share of seeds choosing the largest candidate.",
         "",
     ]
-    auc_cols = [c for c in choices.columns if c.startswith("auc@")]
-    largest = auc_cols[-1].split("@")[1]
+    trims = _candidates(choices)
     per = choices.groupby(["source", "dataset"], sort=True)
     header = [
         "source",
         "dataset",
-        *(f"AUC trim {c.split('@')[1]}" for c in auc_cols),
+        *(f"AUC trim {t:g}" for t in trims),
         "outlier fraction",
         "held-out gap",
         *_rules(),
@@ -314,11 +327,11 @@ def trim_rule_markdown(frame: pd.DataFrame, *, command: str = "", notes: Sequenc
         cells = [
             source,
             dataset,
-            *(f"{g[c].mean():.3f}" for c in auc_cols),
+            *(f"{g[f'auc@{t:g}'].mean():.3f}" for t in trims),
             f"{g['outlier_fraction'].mean():.3f}",
             f"{g['held_out_gap'].mean():+.3f}",
         ]
-        cells += [f"{np.mean(g[r] == float(largest)):.2f}" for r in _rules()]
+        cells += [f"{np.mean(g[r] == trims[-1]):.2f}" for r in _rules()]
         parts.append("| " + " | ".join(cells) + " |")
     parts.append("")
     if notes:
@@ -333,9 +346,9 @@ def _plot(choices: pd.DataFrame, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    auc_cols = [c for c in choices.columns if c.startswith("auc@")]
+    trims = _candidates(choices)
     means = _per_dataset_signals(choices)
-    lo, hi = auc_cols[0].split("@")[1], auc_cols[-1].split("@")[1]
+    lo, hi = f"{trims[0]:g}", f"{trims[-1]:g}"
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
     for ax, x, label in [
         (axes[0], means["outlier_fraction"], "robust-Gaussian outlier fraction of the training rows"),
