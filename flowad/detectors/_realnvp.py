@@ -88,6 +88,10 @@ _PARAMS_DOC = """
         principal axes, fitted by :func:`flowad.preprocessing.robust_covariance` with the trim
         ratio, plus the dequantization noise's variance). With ``identity_init`` the untrained flow is that
         robust Gaussian, and training moves away from it only as far as the data take it.
+    whiten_trim_ratio : float in [0, 0.5) or None, default=None
+        Fraction of training rows the whitening's covariance leaves out (its concentration
+        steps); None means ``trim_ratio_``, 0 the plain Ledoit–Wolf covariance of all rows.
+        Only used with ``whiten=True``.
     identity_init : bool
         Start every coupling as the identity (spectrally normalized couplings get a gate
         ``tanh(g)``, ``g = 0``; see :class:`~flowad.bijections.AffineCoupling`).
@@ -175,6 +179,7 @@ class _RealNVPFamily(BaseFlowDetector):
         noise_std: float = 0.0,
         dequantize: bool = False,
         whiten: bool = False,
+        whiten_trim_ratio: float | None = None,
         identity_init: bool = False,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
@@ -191,6 +196,8 @@ class _RealNVPFamily(BaseFlowDetector):
         super()._validate_params()
         t = self.trim_ratio
         _check_param("trim_ratio", t, t is None or (_real(t) and 0.0 <= t < 0.5), "None or a float in [0, 0.5)")
+        w = self.whiten_trim_ratio
+        _check_param("whiten_trim_ratio", w, w is None or (_real(w) and 0.0 <= w < 0.5), "None or a float in [0, 0.5)")
         _check_param("trim_scope", self.trim_scope, isinstance(self.trim_scope, str) and self.trim_scope in TRIM_SCOPES, "'batch' or 'epoch'")
         k = self.lipschitz_k
         _check_param("lipschitz_k", k, k is None or (_real(k) and k > 0), "None or a float > 0 and finite")
@@ -233,7 +240,8 @@ class _RealNVPFamily(BaseFlowDetector):
         self.dequantize_widths_ = np.zeros(self.n_features_in_)
         self.dequantize_widths_[~self.constant_features_] = widths * self.scale_[~self.constant_features_]
         if self.whiten:
-            loc, cov = robust_covariance(Z_np, self.trim_ratio_)
+            whiten_trim = self.trim_ratio_ if self.whiten_trim_ratio is None else float(self.whiten_trim_ratio)
+            loc, cov = robust_covariance(Z_np, whiten_trim)
             cov[np.diag_indices_from(cov)] += widths**2 / 12.0  # variance of the uniform noise
             next(m for m in flow.modules() if isinstance(m, Whitening)).set_statistics(loc, cov)
         dequantize = torch.as_tensor(widths, dtype=Z.dtype, device=Z.device) if widths.any() else None
@@ -251,7 +259,7 @@ class _RealNVPFamily(BaseFlowDetector):
 
     #: Values of hyper-parameters added after model files of this family were first written:
     #: a file that lacks one was written before it existed, i.e. without that feature.
-    _LEGACY_PARAMS = {"dequantize": False, "whiten": False, "identity_init": False, "trim_scope": "batch"}
+    _LEGACY_PARAMS = {"dequantize": False, "whiten": False, "identity_init": False, "trim_scope": "batch", "whiten_trim_ratio": None}
 
     def _extra_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         return {"train.dequantize_widths": torch.from_numpy(self.dequantize_widths_)}, {}
