@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from flowad_bench.baselines import AutoEncoderBaseline
+from flowad_bench.baselines import AutoEncoderBaseline, TrimmedGaussian
 from sklearn.base import clone
 
 from flowad.exceptions import InputError, NotFittedError
@@ -95,3 +95,56 @@ def test_errors_a_user_can_act_on(data: tuple[np.ndarray, np.ndarray, np.ndarray
         X[:, 2] = 1.0
         one_less = AutoEncoderBaseline(**SMALL, random_state=0).fit(X)
     assert np.isfinite(one_less.decision_function(normal)).all()
+
+
+# --- TrimmedGaussian: RobustRealNVP's Gaussian core without the flow ---------------------------
+
+
+def test_trimmed_gaussian_scores_are_squared_mahalanobis_distances_of_its_fit() -> None:
+    from scipy.spatial.distance import mahalanobis
+
+    from flowad.preprocessing import Standardization, robust_covariance
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 3)) @ rng.normal(size=(3, 3)) * np.array([1.0, 20.0, 0.5]) + 7.0
+    X = np.c_[X, np.full(300, 4.0)]  # a constant column is left out
+    g = TrimmedGaussian(trim_ratio=0.2).fit(X)
+    Z = Standardization.fit(X, method="robust").transform(X, drop_constant=True)
+    loc, cov = robust_covariance(Z, 0.2)
+    np.testing.assert_allclose(g.location_, loc)
+    np.testing.assert_allclose(g.covariance_, cov)
+    inv = np.linalg.inv(cov)
+    expected = [mahalanobis(z, loc, inv) ** 2 for z in Z[:20]]
+    np.testing.assert_allclose(g.decision_function(X[:20]), expected, rtol=1e-9)
+    assert g.threshold_ == pytest.approx(np.percentile(g.decision_scores_, 90.0))
+    np.testing.assert_array_equal(g.predict(X), (g.decision_scores_ > g.threshold_).astype(int))
+
+
+def test_trimmed_gaussian_is_not_pulled_by_a_planted_cluster_it_trims() -> None:
+    rng = np.random.default_rng(2)
+    normal = rng.normal(size=(420, 3))
+    cluster = rng.normal(6.0, 0.05, size=(60, 3))  # 12.5 % of the training rows
+    X = np.vstack([normal, cluster])
+    trimmed = TrimmedGaussian(trim_ratio=0.2).fit(X)
+    plain = TrimmedGaussian(trim_ratio=0.0).fit(X)
+    assert trimmed.decision_function(cluster).min() > trimmed.decision_function(normal).max()
+    assert plain.decision_function(cluster).min() < trimmed.decision_function(cluster).min() / 5
+
+
+def test_trimmed_gaussian_runs_in_the_benchmark_and_refuses_what_it_cannot_use() -> None:
+    from flowad_bench.odds import fit_and_score
+
+    rng = np.random.default_rng(3)
+    X_train = rng.normal(size=(40, 60))  # fewer rows than columns: shrinkage keeps it positive definite
+    X_test = np.vstack([rng.normal(size=(30, 60)), rng.normal(size=(10, 60)) * 3.0])
+    row = fit_and_score("TrimmedGaussian", 0, X_train, X_test, np.r_[np.zeros(30), np.ones(10)])
+    assert row["auc"] > 0.9
+    with pytest.raises(InputError, match=r"trim_ratio must be a float in \[0, 0.5\)"):
+        TrimmedGaussian(trim_ratio=0.5).fit(X_train)
+    with pytest.raises(InputError, match="constant"):
+        TrimmedGaussian().fit(np.ones((10, 2)))
+    with pytest.raises(NotFittedError):
+        TrimmedGaussian().decision_function(X_train)
+    with pytest.raises(InputError, match="NaN|finite"):
+        TrimmedGaussian().fit(np.where(rng.random((40, 3)) < 0.05, np.nan, 1.0) + rng.normal(size=(40, 3)))
+    assert clone(TrimmedGaussian(trim_ratio=0.3)).get_params()["trim_ratio"] == 0.3

@@ -194,6 +194,8 @@ METHODS: dict[str, Method] = {
     m.name: m
     for m in [
         *(Method(n, "flowad", "flowad.detectors", n, False, _flowad_kwargs) for n in FLOWAD_METHODS),
+        # RobustRealNVP's Gaussian core without the flow; standardizes internally (robustly).
+        Method("TrimmedGaussian", "flowad", "flowad_bench.baselines", "TrimmedGaussian", False, _seed_only),
         Method("IForest", "pyod", "pyod.models.iforest", "IForest", True, _seed_only),
         Method("LOF", "pyod", "pyod.models.lof", "LOF", True, _none),
         Method("OCSVM", "pyod", "pyod.models.ocsvm", "OCSVM", True, _none),

@@ -84,6 +84,34 @@ def test_the_fitted_whitening_ignores_the_trimmed_anomalies() -> None:
     assert np.abs(((0.0 - det.mean_) / det.scale_) - layer.loc.numpy()).max() < 0.25
 
 
+@pytest.mark.parametrize("whiten_trim_ratio", [None, 0.0, 0.3])
+def test_the_whitening_covariance_uses_its_own_trim_when_given(whiten_trim_ratio: float | None) -> None:
+    """``whiten_trim_ratio`` sets the whitening's trim alone (None: the detector's); the loss
+    keeps trimming ``trim_ratio``."""
+    rng = np.random.default_rng(3)
+    X = np.vstack([rng.normal(size=(270, 3)), rng.normal(4.0, 0.1, size=(30, 3))])
+    det = RobustRealNVP(contamination=0.1, epochs=1, whiten_trim_ratio=whiten_trim_ratio, random_state=0).fit(X)
+    layer = det.flow_.bijection.layers[0]
+    Z = (X - det.mean_) / det.scale_
+    loc, cov = robust_covariance(Z, 0.1 if whiten_trim_ratio is None else whiten_trim_ratio)
+    assert np.all(det.dequantize_widths_ == 0)  # continuous columns: no noise variance added
+    reference = Whitening(3).double()
+    reference.set_statistics(loc, cov)
+    np.testing.assert_allclose(layer.loc.numpy(), loc, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer.weight.numpy(), reference.weight.numpy(), rtol=1e-4, atol=1e-5)
+    assert det.trim_ratio_ == 0.1
+    if whiten_trim_ratio == 0.0:  # all rows: the cluster pulls the location towards itself
+        assert layer.loc.numpy().mean() > robust_covariance(Z, 0.1)[0].mean() + 0.2
+
+
+@pytest.mark.parametrize("bad", [-0.1, 0.5, float("nan"), "0.1"])
+def test_an_unusable_whitening_trim_is_refused(bad: object) -> None:
+    from flowad import InputError
+
+    with pytest.raises(InputError, match=r"whiten_trim_ratio must be None or a float in \[0, 0.5\)"):
+        RobustRealNVP(whiten_trim_ratio=bad, epochs=1).fit(np.random.default_rng(0).normal(size=(50, 2)))
+
+
 def test_without_the_options_the_flow_has_no_whitening_and_no_gate() -> None:
     det = RobustRealNVP(epochs=1, whiten=False, identity_init=False, dequantize=False, random_state=0).fit(
         np.random.default_rng(2).normal(size=(100, 3))
