@@ -139,7 +139,9 @@ def test_trimmed_gaussian_runs_in_the_benchmark_and_refuses_what_it_cannot_use()
     X_test = np.vstack([rng.normal(size=(30, 60)), rng.normal(size=(10, 60)) * 3.0])
     row = fit_and_score("TrimmedGaussian", 0, X_train, X_test, np.r_[np.zeros(30), np.ones(10)])
     assert row["auc"] > 0.9
-    with pytest.raises(InputError, match=r"trim_ratio must be a float in \[0, 0.5\)"):
+    assert TrimmedGaussian(contamination=0.3).fit(X_train).trim_ratio_ == 0.3  # None: the contamination
+    assert TrimmedGaussian(contamination=0.3, trim_ratio=0.0).fit(X_train).trim_ratio_ == 0.0
+    with pytest.raises(InputError, match=r"trim_ratio must be None or a float in \[0, 0.5\)"):
         TrimmedGaussian(trim_ratio=0.5).fit(X_train)
     with pytest.raises(InputError, match="constant"):
         TrimmedGaussian().fit(np.ones((10, 2)))

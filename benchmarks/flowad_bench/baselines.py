@@ -272,16 +272,19 @@ class TrimmedGaussian(OutlierMixin, BaseEstimator):
 
     Parameters
     ----------
-    trim_ratio : float in [0, 0.5), default=0.1
-        Fraction of training rows left out of the fit (RobustRealNVP's default trim).
+    trim_ratio : float in [0, 0.5) or None, default=None
+        Fraction of training rows left out of the fit; None means ``contamination``, as in
+        RobustRealNVP (whose whitening trims the same fraction).
     contamination : float in (0, 0.5], default=0.1
         Expected fraction of anomalies: ``threshold_`` is the ``1 - contamination`` quantile of
-        the training scores.
+        the training scores, and the trim when ``trim_ratio`` is None.
     random_state : ignored
         Accepted so that the benchmark can pass a seed to every method; the fit is deterministic.
 
     Attributes
     ----------
+    trim_ratio_ : float
+        The trim used.
     standardization_ : Standardization
     location_ : ndarray of shape (n_kept_features,)
     covariance_ : ndarray of shape (n_kept_features, n_kept_features)
@@ -302,7 +305,7 @@ class TrimmedGaussian(OutlierMixin, BaseEstimator):
     True
     """
 
-    def __init__(self, *, trim_ratio: float = 0.1, contamination: float = 0.1, random_state: Any = None) -> None:
+    def __init__(self, *, trim_ratio: float | None = None, contamination: float = 0.1, random_state: Any = None) -> None:
         self.trim_ratio = trim_ratio
         self.contamination = contamination
         self.random_state = random_state
@@ -312,15 +315,16 @@ class TrimmedGaussian(OutlierMixin, BaseEstimator):
         from flowad.preprocessing import robust_covariance
 
         t, c = self.trim_ratio, self.contamination
-        _check("trim_ratio", t, isinstance(t, numbers.Real) and 0.0 <= t < 0.5, "a float in [0, 0.5)")
+        _check("trim_ratio", t, t is None or (isinstance(t, numbers.Real) and 0.0 <= t < 0.5), "None or a float in [0, 0.5)")
         _check("contamination", c, isinstance(c, numbers.Real) and 0.0 < c <= 0.5, "a float in (0, 0.5]")
+        self.trim_ratio_ = float(c if t is None else t)
         X = check_X(X, min_samples=2)
         self.n_features_in_ = X.shape[1]
         st = Standardization.fit(X, method="robust")
         if st.constant.all():
             raise InputError(f"All {X.shape[1]} features of X are constant in the training data; there is nothing to model.")
         self.standardization_ = st
-        self.location_, self.covariance_ = robust_covariance(st.transform(X, drop_constant=True), float(t))
+        self.location_, self.covariance_ = robust_covariance(st.transform(X, drop_constant=True), self.trim_ratio_)
         self.cholesky_ = np.linalg.cholesky(self.covariance_)
         self.decision_scores_ = self.decision_function(X)
         self.threshold_ = float(np.percentile(self.decision_scores_, 100.0 * (1.0 - c)))
