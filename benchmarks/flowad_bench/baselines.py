@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from flowad._validation import check_is_fitted, check_n_features, check_X
 from flowad.detectors._base import seed_from, seeded_torch
 from flowad.exceptions import InputError, NonFiniteError
-from flowad.preprocessing import Standardization
+from flowad.preprocessing import Standardization, robust_covariance
 from flowad.training import TrainConfig, fit_flow
 
 __all__ = ["AutoEncoderBaseline", "TrimmedGaussian"]
@@ -267,8 +267,9 @@ class TrimmedGaussian(OutlierMixin, BaseEstimator):
     ``method="robust"``, constant columns left out), then
     :func:`flowad.preprocessing.robust_covariance` fits the location and Ledoit–Wolf covariance
     of the ``1 - trim_ratio`` rows nearest the fit (concentration steps). This is the density
-    :class:`flowad.RobustRealNVP` starts from before training (its Gaussian core, without the
-    dequantization noise's variance). Deterministic; uses no labels.
+    :class:`flowad.RobustRealNVP` starts from before training (its Gaussian core, but without the
+    detector's training winsorization and dequantization noise's variance). Deterministic; uses
+    no labels.
 
     Parameters
     ----------
@@ -312,8 +313,6 @@ class TrimmedGaussian(OutlierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any = None) -> TrimmedGaussian:
         """Fit the trimmed Gaussian on the rows of ``X`` (unlabeled; ``y`` is ignored)."""
-        from flowad.preprocessing import robust_covariance
-
         t, c = self.trim_ratio, self.contamination
         _check("trim_ratio", t, t is None or (isinstance(t, numbers.Real) and 0.0 <= t < 0.5), "None or a float in [0, 0.5)")
         _check("contamination", c, isinstance(c, numbers.Real) and 0.0 < c <= 0.5, "a float in (0, 0.5]")
