@@ -56,3 +56,13 @@ def test_user_mistake_is_one_line_and_exit_code_2(case: str, data_dir: Path, tmp
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("flowad: error: "), result.stderr
     assert message in lines[0]
+
+
+def test_odds_help_names_every_method_the_runner_knows() -> None:
+    from flowad_bench.methods import METHODS
+
+    result = CliRunner().invoke(app, ["bench", "odds", "--help"], env={"COLUMNS": "400", "TERMINAL_WIDTH": "400"})
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    missing = [name for name in METHODS if name not in text]
+    assert not missing, f"--help of `flowad bench odds` does not name {missing}"

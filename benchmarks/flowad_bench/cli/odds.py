@@ -69,8 +69,8 @@ def odds(
         "--methods",
         "-m",
         help="Comma-separated methods or groups: all, flowad, pyod, baselines (IForest, KNN, LOF, ECOD, COPOD, HBOS, "
-        "PCA, MCD), none; RealNVP, TrimRealNVP, RobustRealNVP, IForest, LOF, OCSVM, KNN, ECOD, COPOD, HBOS, PCA, MCD, "
-        "AutoEncoder, VAE, DeepSVDD, SO_GAAL.",
+        "PCA, MCD), none; RealNVP, TrimRealNVP, RobustRealNVP, TrimmedGaussian (RobustRealNVP's Gaussian core "
+        "alone), IForest, LOF, OCSVM, KNN, ECOD, COPOD, HBOS, PCA, MCD, AutoEncoder, VAE, DeepSVDD, SO_GAAL.",
     ),
     variant: list[str] = typer.Option(
         [], "--variant", "-V",
