@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.linalg import solve_triangular
 from sklearn.base import BaseEstimator, OutlierMixin
 from torch import Tensor, nn
 
@@ -70,7 +71,40 @@ def _check(name: str, value: Any, ok: bool, expected: str) -> None:
         raise InputError(f"{name} must be {expected}, got {value!r}.")
 
 
-class AutoEncoderBaseline(OutlierMixin, BaseEstimator):
+def _finite(scores: np.ndarray, why: str) -> np.ndarray:
+    """``scores``, or :class:`NonFiniteError` naming the rows whose score is not finite and ``why``."""
+    bad = np.flatnonzero(~np.isfinite(scores))
+    if bad.size:
+        raise NonFiniteError(f"The score of {bad.size} row(s) (first: {bad[:5].tolist()}) is not finite: {why}.")
+    return scores
+
+
+class _ScoresAndLabels:
+    """``score_samples`` and ``predict`` of a baseline, from its ``decision_function`` and ``threshold_``."""
+
+    threshold_: float
+    n_features_in_: int
+
+    def _rows(self, X: Any, fitted: str) -> np.ndarray:
+        """``X`` checked for scoring: the model fitted (attribute ``fitted`` set), finite rows of its width."""
+        check_is_fitted(self, fitted)
+        X = check_X(X)
+        check_n_features(X, self.n_features_in_, self)
+        return X
+
+    def decision_function(self, X: Any, domain: Any = None) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def score_samples(self, X: Any, domain: Any = None) -> np.ndarray:
+        """``-decision_function(X)`` (higher = more normal)."""
+        return -self.decision_function(X, domain)
+
+    def predict(self, X: Any, domain: Any = None) -> np.ndarray:
+        """1 where the anomaly score exceeds ``threshold_``, else 0."""
+        return (self.decision_function(X, domain) > self.threshold_).astype(np.int64)
+
+
+class AutoEncoderBaseline(_ScoresAndLabels, OutlierMixin, BaseEstimator):
     """Autoencoder baseline: anomaly score = mean squared reconstruction error.
 
     Features are standardized with the training rows' mean and standard deviation
@@ -235,32 +269,16 @@ class AutoEncoderBaseline(OutlierMixin, BaseEstimator):
         NonFiniteError
             If a row's error overflows float32.
         """
-        check_is_fitted(self, "net_")
-        X = check_X(X)
-        check_n_features(X, self.n_features_in_, self)
+        X = self._rows(X, "net_")
         out = np.empty(X.shape[0], dtype=np.float64)
         with torch.inference_mode():
             for start in range(0, X.shape[0], SCORE_BATCH):
                 Z = self._standardize(X[start : start + SCORE_BATCH])
                 out[start : start + SCORE_BATCH] = self.net_.reconstruction_error(Z).double().cpu().numpy()
-        bad = np.flatnonzero(~np.isfinite(out))
-        if bad.size:
-            raise NonFiniteError(
-                f"The score of {bad.size} row(s) (first: {bad[:5].tolist()}) is not finite: "
-                "their values lie far outside the training range."
-            )
-        return out
-
-    def score_samples(self, X: Any, domain: Any = None) -> np.ndarray:
-        """``-decision_function(X)`` (higher = more normal)."""
-        return -self.decision_function(X, domain)
-
-    def predict(self, X: Any, domain: Any = None) -> np.ndarray:
-        """1 where the anomaly score exceeds ``threshold_``, else 0."""
-        return (self.decision_function(X, domain) > self.threshold_).astype(np.int64)
+        return _finite(out, "their values lie far outside the training range")
 
 
-class TrimmedGaussian(OutlierMixin, BaseEstimator):
+class TrimmedGaussian(_ScoresAndLabels, OutlierMixin, BaseEstimator):
     """A trimmed Gaussian: anomaly score = squared Mahalanobis distance from a robust fit.
 
     The training rows are standardized robustly (:class:`flowad.preprocessing.Standardization`,
@@ -329,30 +347,17 @@ class TrimmedGaussian(OutlierMixin, BaseEstimator):
         self.threshold_ = float(np.percentile(self.decision_scores_, 100.0 * (1.0 - c)))
         return self
 
-    def decision_function(self, X: Any) -> np.ndarray:
+    def decision_function(self, X: Any, domain: Any = None) -> np.ndarray:
         """Squared Mahalanobis distance of each row from the fit (higher = more anomalous).
+
+        ``domain`` is ignored (accepted for the multi-domain API; one Gaussian scores every domain).
 
         Raises
         ------
         NonFiniteError
             If a row's distance overflows float64.
         """
-        from scipy.linalg import solve_triangular
-
-        check_is_fitted(self, "covariance_")
-        X = check_X(X)
-        check_n_features(X, self.n_features_in_, self)
+        X = self._rows(X, "covariance_")
         diff = self.standardization_.transform(X, drop_constant=True) - self.location_
         out = np.square(solve_triangular(self.cholesky_, diff.T, lower=True, check_finite=False)).sum(axis=0)
-        bad = np.flatnonzero(~np.isfinite(out))
-        if bad.size:
-            raise NonFiniteError(f"The score of {bad.size} row(s) (first: {bad[:5].tolist()}) is not finite: their values overflow float64.")
-        return out
-
-    def score_samples(self, X: Any) -> np.ndarray:
-        """``-decision_function(X)`` (higher = more normal)."""
-        return -self.decision_function(X)
-
-    def predict(self, X: Any) -> np.ndarray:
-        """1 where the anomaly score exceeds ``threshold_``, else 0."""
-        return (self.decision_function(X) > self.threshold_).astype(np.int64)
+        return _finite(out, "their values overflow float64")
