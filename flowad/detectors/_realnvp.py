@@ -25,6 +25,7 @@ from flowad.flows.realnvp import build_realnvp
 from flowad.nn.mlp import ACTIVATIONS
 from flowad.preprocessing import dequantization_widths, robust_covariance
 from flowad.training.config import TRIM_SCOPES
+from flowad.training.loop import validation_loss
 
 __all__ = ["RealNVP", "TrimRealNVP", "RobustRealNVP"]
 
@@ -52,8 +53,14 @@ _PARAMS_DOC = """
     lipschitz_k : float > 0 or None
         Spectral-normalize every linear layer of the coupling networks to operator norm
         ``k`` (power iteration, persistent vector). None disables it.
-    n_couplings : int, default=6
-        Number of affine coupling layers (features are reversed between them).
+    n_couplings : int >= 0, default=6
+        Number of affine coupling layers (features are reversed between them). 0 leaves the
+        flow with nothing to train: with ``whiten=True`` the detector is its **Gaussian core
+        alone** — the robust (trimmed Ledoit–Wolf) Gaussian of the training rows, scored by
+        negative log-likelihood (half the squared Mahalanobis distance plus a constant), fitted
+        in the time of one covariance; without whitening, the standard normal of the robustly
+        standardized columns. The training settings (epochs, optimizer, trimming of the loss)
+        then play no part; ``history_`` holds one value.
     hidden : tuple of int, default=(64, 64)
         Hidden widths of each coupling's ``s``/``t`` network.
     activation : {"relu", "leaky_relu", "tanh", "elu", "silu"}, default="tanh"
@@ -149,7 +156,8 @@ _PARAMS_DOC = """
     labels_ : ndarray of shape (n_samples,)
         0/1 labels of the training data.
     history_ : list of float
-        Mean (trimmed) training loss of every epoch.
+        Mean (trimmed) training loss of every epoch; with ``n_couplings=0``, the one trimmed
+        mean negative log-likelihood of the training rows under the fitted Gaussian.
     n_features_in_ : int
         Number of features seen in ``fit``.
     feature_names_in_ : ndarray of str
@@ -202,7 +210,7 @@ class _RealNVPFamily(BaseFlowDetector):
         k = self.lipschitz_k
         _check_param("lipschitz_k", k, k is None or (_real(k) and k > 0), "None or a float > 0 and finite")
         n = self.n_couplings
-        _check_param("n_couplings", n, _integer(n) and n >= 1, "an int >= 1")
+        _check_param("n_couplings", n, _integer(n) and n >= 0, "an int >= 0")
         _check_couplings(self)
         _check_param("activation", self.activation, self.activation in ACTIVATIONS, f"one of {sorted(ACTIVATIONS)}")
         ns = self.noise_std
@@ -239,11 +247,9 @@ class _RealNVPFamily(BaseFlowDetector):
         widths = dequantization_widths(Z_np) if self.dequantize else np.zeros(Z.shape[1])
         self.dequantize_widths_ = np.zeros(self.n_features_in_)
         self.dequantize_widths_[~self.constant_features_] = widths * self.scale_[~self.constant_features_]
-        if self.whiten:
-            whiten_trim = self.trim_ratio_ if self.whiten_trim_ratio is None else float(self.whiten_trim_ratio)
-            loc, cov = robust_covariance(Z_np, whiten_trim)
-            cov[np.diag_indices_from(cov)] += widths**2 / 12.0  # variance of the uniform noise
-            next(m for m in flow.modules() if isinstance(m, Whitening)).set_statistics(loc, cov)
+        self._set_whitening(flow, Z_np, widths)
+        if not any(p.requires_grad for p in flow.parameters()):  # n_couplings=0: the Gaussian is the model
+            return [validation_loss(flow, Z, self.trim_ratio_)]
         dequantize = torch.as_tensor(widths, dtype=Z.dtype, device=Z.device) if widths.any() else None
         Z_val = None
         if self.early_stopping:
@@ -256,6 +262,20 @@ class _RealNVPFamily(BaseFlowDetector):
             order = torch.randperm(Z.shape[0], generator=generator, device=generator.device)
             Z, Z_val = Z[order[n_val:]], Z[order[:n_val]]
         return self._fit_flow(flow, Z, config, generator, X_val=Z_val, dequantize=dequantize)
+
+    def _set_whitening(self, flow: Flow, Z: np.ndarray | None, widths: np.ndarray) -> None:
+        """Fit the flow's whitening layer (``whiten=True``) on the standardized training rows ``Z``.
+
+        The robust location and covariance of ``Z`` (trim ``whiten_trim_ratio``, None meaning
+        ``trim_ratio_``), plus the variance ``width**2 / 12`` of each column's dequantization noise.
+        Shared by :meth:`fit` and DDP training (:func:`flowad.distributed.fit_distributed`).
+        """
+        if not self.whiten:
+            return
+        whiten_trim = self.trim_ratio_ if self.whiten_trim_ratio is None else float(self.whiten_trim_ratio)
+        loc, cov = robust_covariance(Z, whiten_trim)
+        cov[np.diag_indices_from(cov)] += widths**2 / 12.0  # variance of the uniform noise
+        next(m for m in flow.modules() if isinstance(m, Whitening)).set_statistics(loc, cov)
 
     #: Values of hyper-parameters added after model files of this family were first written:
     #: a file that lacks one was written before it existed, i.e. without that feature.

@@ -161,6 +161,11 @@ def fit_distributed(
             f"trim_scope={job.params['trim_scope']!r} is not supported by DDP training (it trims each global minibatch); "
             "use trim_scope='batch', or train on one process."
         )
+    if model != "adaflow" and job.params.get("n_couplings") == 0:
+        raise InputError(
+            "n_couplings=0 leaves the flow nothing to train (the detector is its robust Gaussian), so DDP has "
+            "nothing to share: fit it on one process (flowad fit without --nproc)."
+        )
     if job.resume is not None and not Path(job.resume).is_file():
         raise InputError(f"Checkpoint {job.resume!r} does not exist.")
     if launched_by_torchrun():

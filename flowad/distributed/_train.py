@@ -23,7 +23,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from flowad.bijections import AdaptiveBatchNorm, Whitening
+from flowad.bijections import AdaptiveBatchNorm
 from flowad.detectors import DETECTOR_REGISTRY
 from flowad.detectors._base import resolve_device, seed_from, seeded_torch
 from flowad.detectors._domains import DEFAULT_DOMAIN, MIN_ADAPT_SAMPLES, _few_rows_message
@@ -50,7 +50,7 @@ from flowad.flows.adaflow import adabn_layers, update_statistics
 from flowad.io.persistence import params_to_json
 from flowad.io.tables import read_table
 from flowad.nn.mlp import refine_spectral_norms
-from flowad.preprocessing import dequantization_widths, robust_covariance
+from flowad.preprocessing import dequantization_widths
 from flowad.training.loop import DIVERGENCE_FACTOR, _diverged, _exploded, validation_loss
 
 __all__ = ["SUPPORTED_MODELS", "Job", "RankFailedError", "checkpoint_stat", "default_checkpoint", "resume_hint", "run_from_env"]
@@ -303,10 +303,8 @@ def _run_rank(job: Job, device: torch.device) -> dict[str, Any] | None:
         del Z_union
     if rank != 0:
         del union
-    if getattr(det, "whiten", False):
-        loc, cov = robust_covariance(Z_sample, det.trim_ratio_)
-        cov[np.diag_indices_from(cov)] += widths**2 / 12.0  # variance of the uniform noise, as the one-process fit
-        next(m for m in flow.modules() if isinstance(m, Whitening)).set_statistics(loc, cov)
+    if not multi:
+        det._set_whitening(flow, Z_sample, widths)  # as the one-process fit
     del Z_sample
     dequantize = torch.as_tensor(widths, dtype=det.torch_dtype_, device=device) if widths.any() else None
     params = [p for p in flow.parameters() if p.requires_grad]

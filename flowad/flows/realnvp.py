@@ -30,10 +30,11 @@ def build_realnvp(
     ``whiten`` puts a :class:`~flowad.bijections.Whitening` layer first (the identity until its
     statistics are set); ``identity_init`` starts spectrally normalized couplings as the
     identity (see :class:`~flowad.bijections.AffineCoupling`). With both, the untrained flow is
-    the Gaussian of the whitening statistics.
+    the Gaussian of the whitening statistics. ``n_couplings=0`` builds that Gaussian alone (with
+    ``whiten``) or the standard normal (without): a flow with nothing to train.
     """
-    if n_couplings < 1:
-        raise ValueError(f"n_couplings must be >= 1, got {n_couplings}.")
+    if n_couplings < 0:
+        raise ValueError(f"n_couplings must be >= 0, got {n_couplings}.")
     layers: list[Bijection] = [Whitening(features)] if whiten else []
     for i in range(n_couplings):
         if i > 0 and features > 1:

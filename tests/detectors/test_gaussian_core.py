@@ -112,6 +112,36 @@ def test_an_unusable_whitening_trim_is_refused(bad: object) -> None:
         RobustRealNVP(whiten_trim_ratio=bad, epochs=1).fit(np.random.default_rng(0).normal(size=(50, 2)))
 
 
+def test_with_no_couplings_the_detector_is_its_robust_gaussian(tmp_path) -> None:
+    """``n_couplings=0``: the score is the log-density of the trimmed Gaussian of the
+    standardized training rows (in the original units), nothing is trained, a planted 30 %
+    cluster stays outside the fit, and the model file gives the same scores."""
+    rng = np.random.default_rng(11)
+    X = np.vstack([rng.normal(size=(210, 3)) @ np.array([[1.0, 0.5, 0.0], [0.0, 1.0, 0.3], [0.0, 0.0, 2.0]]), rng.normal(4.0, 0.1, size=(90, 3))])
+    det = RobustRealNVP(n_couplings=0, contamination=0.3, random_state=0).fit(X)
+    assert sum(p.numel() for p in det.flow_.parameters()) == 0
+    Z = (X - det.mean_) / det.scale_
+    loc, cov = robust_covariance(np.clip(Z, -det.train_clip_, det.train_clip_), 0.3)
+    want = multivariate_normal(loc, cov).logpdf(Z) - np.log(det.scale_).sum()
+    np.testing.assert_allclose(det.score_samples(X), want, rtol=1e-5, atol=1e-4)
+    nll = -multivariate_normal(loc, cov).logpdf(Z)
+    assert det.history_ == pytest.approx([np.sort(nll)[: 300 - 90].mean()], rel=1e-5)  # the trimmed NLL
+    assert det.decision_function(X[210:]).min() > np.quantile(det.decision_function(X[:210]), 0.99)  # the cluster is outside
+    # the training settings play no part
+    other = RobustRealNVP(n_couplings=0, contamination=0.3, epochs=1, lr=1.0, batch_size=7, random_state=5).fit(X)
+    np.testing.assert_array_equal(other.score_samples(X), det.score_samples(X))
+    det.save(tmp_path / "g.flowad")
+    np.testing.assert_array_equal(RobustRealNVP.load(tmp_path / "g.flowad").score_samples(X), det.score_samples(X))
+
+
+def test_with_no_couplings_and_no_whitening_the_flow_is_the_standard_normal() -> None:
+    X = np.random.default_rng(12).normal(size=(100, 2)) * [1.0, 5.0]
+    det = RobustRealNVP(n_couplings=0, whiten=False, dequantize=False).fit(X)
+    Z = (X - det.mean_) / det.scale_
+    want = multivariate_normal(np.zeros(2), np.eye(2)).logpdf(Z) - np.log(det.scale_).sum()
+    np.testing.assert_allclose(det.score_samples(X), want, rtol=1e-5, atol=1e-4)
+
+
 def test_without_the_options_the_flow_has_no_whitening_and_no_gate() -> None:
     det = RobustRealNVP(epochs=1, whiten=False, identity_init=False, dequantize=False, random_state=0).fit(
         np.random.default_rng(2).normal(size=(100, 3))

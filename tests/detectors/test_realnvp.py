@@ -174,7 +174,7 @@ def test_all_constant_columns_is_an_error() -> None:
         ({"contamination": 0.0}, "contamination"),
         ({"trim_ratio": 0.6}, r"trim_ratio must be None or a float in \[0, 0.5\)"),
         ({"lipschitz_k": -1.0}, "lipschitz_k must be None or a float > 0"),
-        ({"n_couplings": 0}, "n_couplings must be an int >= 1"),
+        ({"n_couplings": -1}, "n_couplings must be an int >= 0"),
         ({"hidden": ()}, "hidden must be a non-empty tuple"),
         ({"hidden": (16, 0)}, "hidden"),
         ({"activation": "sigmoid"}, "activation must be one of"),

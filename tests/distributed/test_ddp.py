@@ -240,7 +240,7 @@ def test_whitening_and_dequantization_statistics_equal_the_one_process_fit(tmp_p
         frame = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200) * 3, "n": rng.poisson(2.0, size=200).astype(float)})
         frame.to_parquet(folder / f"p{i}.parquet", row_group_size=100)
         frames.append(frame)
-    params = {**PARAMS, "epochs": 1, "whiten": True, "dequantize": True}
+    params = {**PARAMS, "epochs": 1, "whiten": True, "whiten_trim_ratio": 0.25, "dequantize": True}  # the whitening's own trim too
     fit_distributed(folder, tmp_path / "m.flowad", params=params, nproc=2, threads=1)
     got = flowad.load(tmp_path / "m.flowad")
     assert got.trim_scope == "batch"  # DDP trims each global minibatch, and the file says so (the class default is "epoch")
@@ -274,6 +274,8 @@ def test_unsupported_models_and_too_few_units_give_clear_errors(folder, tmp_path
         fit_distributed(folder, tmp_path / "m.flowad", model="glow", nproc=2)
     with pytest.raises(InputError, match="trim_scope='epoch' is not supported by DDP training"):
         fit_distributed(folder, tmp_path / "m.flowad", params={"trim_scope": "epoch"}, nproc=2)
+    with pytest.raises(InputError, match="n_couplings=0 leaves the flow nothing to train"):
+        fit_distributed(folder, tmp_path / "m.flowad", params={"n_couplings": 0}, nproc=2)
     with pytest.raises(InputError, match="6 file.* for 8 processes"):
         shard(folder_units(folder), 0, 8)
     with pytest.raises(InputError, match="does not exist"):

@@ -130,6 +130,15 @@ def test_gaussian_core_and_dequantization_export_with_the_same_scores(thyroid: n
     np.testing.assert_allclose(OnnxScorer(path).decision_function(X), ref, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(ref).max() / 1e3))
 
 
+@pytest.mark.parametrize("whiten", [True, False])
+def test_a_flow_without_couplings_exports_with_the_same_scores(thyroid: np.ndarray, whiten: bool, tmp_path: Path) -> None:
+    """``n_couplings=0``: the robust Gaussian alone (or the standard normal) is a graph too."""
+    det = RobustRealNVP(n_couplings=0, whiten=whiten, random_state=0).fit(thyroid)
+    path = export_onnx(det, tmp_path / "m.onnx")["scoring"]
+    ref = det.decision_function(thyroid)
+    np.testing.assert_allclose(OnnxScorer(path).decision_function(thyroid), ref, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(ref).max() / 1e3))
+
+
 def test_wide_networks_keep_the_sliced_layers(tmp_path: Path) -> None:
     from flowad.export import onnx as export_module
 
