@@ -48,6 +48,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flowad.exceptions import InputError
+
 __all__ = [
     "CONSTANT_RTOL",
     "DEFAULT_METHOD",
@@ -218,6 +220,10 @@ def standardize(X_train: np.ndarray, *others: np.ndarray, method: str = "standar
     return tuple(st.transform(np.asarray(A, dtype=np.float64)) for A in (X_train, *others))
 
 
+#: A covariance whose smallest eigenvalue is at most this fraction of its largest is singular.
+SINGULAR_RTOL = 1e-12
+
+
 def robust_covariance(Z: np.ndarray, trim_ratio: float, *, n_iter: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """Location and covariance of the rows of ``Z`` that a trimmed Ledoit–Wolf fit calls normal.
 
@@ -244,6 +250,12 @@ def robust_covariance(Z: np.ndarray, trim_ratio: float, *, n_iter: int = 3) -> t
     loc : ndarray of shape (n_features,)
     covariance : ndarray of shape (n_features, n_features)
         Symmetric positive definite.
+
+    Raises
+    ------
+    InputError
+        If the shrunk covariance is still singular (smallest eigenvalue at most
+        :data:`SINGULAR_RTOL` times the largest): the rows take too few distinct values.
     """
     from sklearn.covariance import ledoit_wolf
 
@@ -264,6 +276,13 @@ def robust_covariance(Z: np.ndarray, trim_ratio: float, *, n_iter: int = 3) -> t
         rows = Z[np.argsort(dist, kind="stable")[: n - n_drop]] if n_drop else Z
         loc = rows.mean(axis=0)
         cov = ledoit_wolf(rows - loc, assume_centered=True)[0]
+        evals = np.linalg.eigvalsh(cov)
+        if not evals[0] > SINGULAR_RTOL * max(evals[-1], 0.0):
+            raise InputError(
+                f"The rows do not determine a covariance: even after Ledoit–Wolf shrinkage it is singular "
+                f"({rows.shape[0]} rows used, {Z.shape[1]} columns). This happens when the rows take too few "
+                "distinct values, e.g. only 2 rows, or every row one of two points."
+            )
         if step == n_iter or n_drop == 0:
             break
         chol = np.linalg.cholesky(cov)

@@ -183,6 +183,21 @@ def test_robust_covariance_is_positive_definite_with_more_columns_than_rows() ->
     assert np.linalg.eigvalsh(est).min() > 0
 
 
+def test_robust_covariance_refuses_rows_that_determine_no_covariance() -> None:
+    """Two rows, or as many rows on each of two points: Ledoit–Wolf's shrinkage is 0 and the
+    covariance stays singular; that is said in words, not left to a LinAlgError or an infinite
+    score. Unequal counts on the two points (what trimming leaves) get a positive shrinkage."""
+    from flowad.exceptions import InputError
+    from flowad.preprocessing import robust_covariance
+
+    two_points = np.repeat([[0.0, 1.0, 2.0], [1.0, 3.0, 2.5]], 20, axis=0)
+    for Z, trim in ((two_points[[0, -1]], 0.0), (two_points[[0, -1]], 0.4), (two_points, 0.0)):
+        with pytest.raises(InputError, match="do not determine a covariance.*too few distinct values"):
+            robust_covariance(Z, trim)
+    _, cov = robust_covariance(two_points, 0.2)
+    assert np.linalg.eigvalsh(cov).min() > 1e-6
+
+
 def test_robust_covariance_without_trimming_is_ledoit_wolf() -> None:
     from sklearn.covariance import LedoitWolf
 

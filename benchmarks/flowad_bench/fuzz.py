@@ -81,7 +81,10 @@ CATEGORIES = (
 #: What a case does. ``score``/``adapt`` use a model fitted on clean rows (cached per kind,
 #: dtype and width) and its ONNX export; the others fit on the awkward rows themselves.
 OPERATIONS = ("fit", "score", "adapt", "save_load", "export")
-KINDS = ("RealNVP", "TrimRealNVP", "RobustRealNVP", "AdaFlow", "BatchNormFlow")
+KINDS = ("RealNVP", "TrimRealNVP", "RobustRealNVP", "GaussianCore", "AdaFlow", "BatchNormFlow")
+#: Kinds that are another kind with fixed arguments: ``GaussianCore`` is RobustRealNVP's Gaussian
+#: core alone (no couplings, nothing trained).
+PRESETS: dict[str, tuple[str, dict[str, Any]]] = {"GaussianCore": ("RobustRealNVP", {"n_couplings": 0})}
 DOMAIN_KINDS = ("AdaFlow", "BatchNormFlow")
 #: Builtin exceptions a method is documented to raise besides FlowadError subclasses (none).
 DOCUMENTED_BUILTINS: tuple[type[BaseException], ...] = ()
@@ -251,8 +254,9 @@ def _detector(kind: str, dtype: str, **extra: Any) -> Any:
     import flowad
     from flowad.detectors import BatchNormFlow
 
-    cls = BatchNormFlow if kind == "BatchNormFlow" else getattr(flowad, kind)
-    return cls(**TINY, dtype=dtype, device="cpu", random_state=0, **extra)
+    name, preset = PRESETS.get(kind, (kind, {}))
+    cls = BatchNormFlow if name == "BatchNormFlow" else getattr(flowad, name)
+    return cls(**{**TINY, **preset}, dtype=dtype, device="cpu", random_state=0, **extra)
 
 
 def _attempt(fn: Callable[[], Any]) -> tuple[str, Any]:

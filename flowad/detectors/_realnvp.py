@@ -273,7 +273,10 @@ class _RealNVPFamily(BaseFlowDetector):
         if not self.whiten:
             return
         whiten_trim = self.trim_ratio_ if self.whiten_trim_ratio is None else float(self.whiten_trim_ratio)
-        loc, cov = robust_covariance(Z, whiten_trim)
+        try:
+            loc, cov = robust_covariance(Z, whiten_trim)
+        except InputError as err:
+            raise InputError(f"{err} The Gaussian core (whiten=True) cannot be fitted: train on more varied rows, or with whiten=False.") from err
         cov[np.diag_indices_from(cov)] += widths**2 / 12.0  # variance of the uniform noise
         next(m for m in flow.modules() if isinstance(m, Whitening)).set_statistics(loc, cov)
 

@@ -134,6 +134,21 @@ def test_with_no_couplings_the_detector_is_its_robust_gaussian(tmp_path) -> None
     np.testing.assert_array_equal(RobustRealNVP.load(tmp_path / "g.flowad").score_samples(X), det.score_samples(X))
 
 
+@pytest.mark.parametrize("n_couplings", [0, 1])
+def test_rows_that_determine_no_covariance_are_refused_in_words(n_couplings: int) -> None:
+    from flowad import InputError
+
+    X = np.repeat([[0.0, 1.0], [1.0, 3.0]], 30, axis=0) * 1e6 - 1e12  # two points, far from 0
+    small = {"n_couplings": n_couplings, "epochs": 1, "hidden": (4,), "random_state": 0}
+    for rows, params in ((X[[0, -1]], {}), (X, {"whiten_trim_ratio": 0.0, "dequantize": False})):
+        with pytest.raises(InputError, match="do not determine a covariance.*whiten=False"):
+            RobustRealNVP(**small, **params).fit(rows)
+    # trimming (unequal counts on the two points: a positive shrinkage), or no whitening, gives a model
+    for rows, params in ((X, {}), (X[[0, -1]], {"whiten": False})):
+        det = RobustRealNVP(**small, **params).fit(rows)
+        assert np.isfinite(det.decision_function(X)).all()
+
+
 def test_with_no_couplings_and_no_whitening_the_flow_is_the_standard_normal() -> None:
     X = np.random.default_rng(12).normal(size=(100, 2)) * [1.0, 5.0]
     det = RobustRealNVP(n_couplings=0, whiten=False, dequantize=False).fit(X)

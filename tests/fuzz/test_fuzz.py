@@ -52,7 +52,7 @@ def test_every_category_can_be_drawn() -> None:
 
     seen: set[str] = set()
 
-    @settings(max_examples=400, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=1000, suppress_health_check=list(HealthCheck))
     @given(fuzz.case_strategy(("fit",)))
     def draw(case) -> None:
         seen.add(case.category)
