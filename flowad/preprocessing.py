@@ -56,6 +56,7 @@ __all__ = [
     "INLIER_BOUND",
     "MAD_TO_STD",
     "METHODS",
+    "SINGULAR_RTOL",
     "MAX_TRAIN_CLIP",
     "TAIL_FACTOR",
     "TAIL_QUANTILE",
