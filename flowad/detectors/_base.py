@@ -197,10 +197,23 @@ class BaseFlowDetector(OutlierMixin, BaseEstimator):
         """The robust standardization of :mod:`flowad.preprocessing` (trimmed mean and std,
         relative constant-column test), fitted on the training rows ``X``."""
         st = Standardization.fit(X, method=DEFAULT_METHOD)
+        # A spread below the smallest normal number of the model's dtype (float32: 1.2e-38) cannot
+        # be represented there (ONNX runtimes flush such subnormals to zero): no information either.
+        tiny = ~st.constant & (st.scale < torch.finfo(self.torch_dtype_).tiny)
+        if tiny.any():
+            names = self._column_names(np.flatnonzero(tiny))
+            warnings.warn(
+                f"Features {names} vary by less than {self.dtype} can represent (spread below "
+                f"{torch.finfo(self.torch_dtype_).tiny:.3g}); they are left out of the model as constant.",
+                UserWarning,
+                stacklevel=4,
+            )
+            st = Standardization(mean=st.mean, scale=np.where(tiny, 1.0, st.scale), constant=st.constant | tiny, method=st.method)
         constant = st.constant
         if constant.all():
             raise InputError(
-                f"All {X.shape[1]} features of X are constant in the training data; there is nothing to model."
+                f"All {X.shape[1]} features of X are constant in the training data"
+                f"{f' (at {self.dtype} precision)' if tiny.any() else ''}; there is nothing to model."
             )
         if constant.any():
             names = self._column_names(np.flatnonzero(constant))
