@@ -276,9 +276,10 @@ def robust_covariance(Z: np.ndarray, trim_ratio: float, *, n_iter: int = 3) -> t
     for step in range(n_iter + 1):
         rows = Z[np.argsort(dist, kind="stable")[: n - n_drop]] if n_drop else Z
         loc = rows.mean(axis=0)
-        cov = ledoit_wolf(rows - loc, assume_centered=True)[0]
-        evals = np.linalg.eigvalsh(cov)
-        if not evals[0] > SINGULAR_RTOL * max(evals[-1], 0.0):
+        cov, shrinkage = ledoit_wolf(rows - loc, assume_centered=True)
+        # (1 - s) S + s (tr/d) I has every eigenvalue >= s tr/d >= s * the largest / d: a clearly
+        # positive shrinkage settles it without an eigendecomposition.
+        if not (shrinkage > SINGULAR_RTOL * Z.shape[1] and np.trace(cov) > 0) and not _well_conditioned(cov):
             raise InputError(
                 f"The rows do not determine a covariance: even after Ledoit–Wolf shrinkage it is singular "
                 f"({rows.shape[0]} rows used, {Z.shape[1]} columns). This happens when the rows take too few "
@@ -289,6 +290,12 @@ def robust_covariance(Z: np.ndarray, trim_ratio: float, *, n_iter: int = 3) -> t
         chol = np.linalg.cholesky(cov)
         dist = np.square(_solve_lower(chol, (Z - loc).T)).sum(axis=0)
     return loc, cov
+
+
+def _well_conditioned(cov: np.ndarray) -> bool:
+    """Smallest eigenvalue above :data:`SINGULAR_RTOL` times the largest."""
+    evals = np.linalg.eigvalsh(cov)
+    return bool(evals[0] > SINGULAR_RTOL * max(evals[-1], 0.0))
 
 
 def _solve_lower(chol: np.ndarray, B: np.ndarray) -> np.ndarray:

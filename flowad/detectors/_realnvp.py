@@ -248,7 +248,7 @@ class _RealNVPFamily(BaseFlowDetector):
         self.dequantize_widths_ = np.zeros(self.n_features_in_)
         self.dequantize_widths_[~self.constant_features_] = widths * self.scale_[~self.constant_features_]
         self._set_whitening(flow, Z_np, widths)
-        if not any(p.requires_grad for p in flow.parameters()):  # n_couplings=0: the Gaussian is the model
+        if self.n_couplings == 0:  # nothing to train: the Gaussian (or the standard normal) is the model
             return [validation_loss(flow, Z, self.trim_ratio_)]
         dequantize = torch.as_tensor(widths, dtype=Z.dtype, device=Z.device) if widths.any() else None
         Z_val = None
